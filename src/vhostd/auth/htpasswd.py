@@ -52,7 +52,7 @@ def _refusal(hashed: str) -> str:
 def parse_htpasswd(text: str, path: str) -> tuple[Entries, tuple[Problem, ...]]:
     """Parse an htpasswd file into (user, hash) entries in file order, plus problems.
 
-    Blank lines and `#` comments are ignored. Refused lines (plain text, DES crypt,
+    Blank lines and `#` comments are ignored, and so is a third `:comment` field (nginx). Refused lines (plain text, DES crypt,
     malformed, duplicate user) become Problem(where="path:line") and are skipped; for a
     duplicate user the first line wins, as in Apache.
     """
@@ -64,7 +64,8 @@ def parse_htpasswd(text: str, path: str) -> tuple[Entries, tuple[Problem, ...]]:
         if not line or line.startswith("#"):
             continue
         where = f"{path}:{number}"
-        user, colon, hashed = line.partition(":")
+        user, colon, rest = line.partition(":")
+        hashed = rest.split(":", 1)[0]  # nginx allows `user:hash:comment`
         if not colon or not user or not hashed:
             problems.append(Problem(where, "expected `user:hash`"))
             continue
@@ -81,8 +82,11 @@ def parse_htpasswd(text: str, path: str) -> tuple[Entries, tuple[Problem, ...]]:
 
 def valid_user_name(user: str) -> bool:
     """A user name that fits on an htpasswd line and in a Basic credential."""
-    return bool(user) and ":" not in user and not any(c.isspace() for c in user) and (
-        not user.startswith("#")
+    return (
+        bool(user)
+        and ":" not in user
+        and not any(c.isspace() for c in user)
+        and (not user.startswith("#"))
     )
 
 
