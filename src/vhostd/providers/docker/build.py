@@ -65,9 +65,9 @@ def _settings(container: Mapping[str, Any]) -> dict[str, str]:
     config = container.get("Config") or {}
     env: dict[str, str] = {}
     for item in config.get("Env") or ():
-        key, sep, value = str(item).partition("=")
+        key, sep, text = str(item).partition("=")
         if sep:
-            env[key] = value
+            env[key] = text
     labels = config.get("Labels") or {}
     found: dict[str, str] = {}
     for role, (label, variable) in _SETTINGS.items():
