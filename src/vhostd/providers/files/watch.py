@@ -1,0 +1,145 @@
+"""The file provider's I/O: read sites_dir and htpasswd_dir, watch them, publish snapshots.
+
+Every change rescans both directories whole and runs the pure builder (build.py), so the
+snapshot is always complete and an unchanged result is not published again. watchfiles only
+watches directories that exist; a small poll notices when one is created, deleted or
+replaced and restarts the watch, so `mkdir sites.d` after start-up just works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+
+from watchfiles import awatch
+
+from vhostd.config.load import site_defaults
+from vhostd.config.model import Config, Site
+from vhostd.providers.files.build import build, is_htpasswd_file, is_site_file
+from vhostd.providers.snapshot import Snapshot
+
+log = logging.getLogger("vhostd.files")
+
+DEBOUNCE_MS = 150  # group an editor's write+rename into one rescan, well inside 1 s
+STEP_MS = 30
+EXISTENCE_POLL_S = 0.25  # how often missing/replaced directories are looked for
+_RETRY_S = 0.5  # after a watcher error, before watching again
+
+# per directory: (device, inode) when it exists, else None
+DirState = tuple[tuple[int, int] | None, ...]
+
+
+def display_path(path: str) -> str:
+    """Relative to the working directory when inside it ("sites.d/a.toml"), else absolute."""
+    absolute = os.path.abspath(path)
+    cwd = os.getcwd()
+    if absolute.startswith(cwd + os.sep):
+        return os.path.relpath(absolute, cwd)
+    return absolute
+
+
+def read_dir_texts(directory: str, accept: Callable[[str], bool]) -> dict[str, str]:
+    """{display path: text} of the accepted regular files of `directory` (missing → {})."""
+    texts: dict[str, str] = {}
+    try:
+        names = sorted(os.listdir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return texts
+    except OSError as exc:
+        log.warning("cannot list %s: %s", directory, exc.strerror)
+        return texts
+    for name in names:
+        if not accept(name):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            if not os.path.isfile(path):
+                continue
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                texts[display_path(path)] = handle.read()
+        except OSError:
+            continue  # deleted between listing and reading: the next event rescans
+    return texts
+
+
+def scan(config: Config) -> tuple[dict[str, str], dict[str, str]]:
+    """(site file texts, htpasswd file texts) as they are on disk now."""
+    return (
+        read_dir_texts(config.files.sites_dir, is_site_file),
+        read_dir_texts(config.files.htpasswd_dir, is_htpasswd_file),
+    )
+
+
+def _dir_state(directories: tuple[str, ...]) -> DirState:
+    states: list[tuple[int, int] | None] = []
+    for directory in directories:
+        try:
+            stat = os.stat(directory)
+        except OSError:
+            states.append(None)
+            continue
+        states.append((stat.st_dev, stat.st_ino) if os.path.isdir(directory) else None)
+    return tuple(states)
+
+
+async def _signal_when_dirs_change(
+    directories: tuple[str, ...], seen: DirState, changed: asyncio.Event
+) -> None:
+    while _dir_state(directories) == seen:
+        await asyncio.sleep(EXISTENCE_POLL_S)
+    changed.set()
+
+
+class FileSnapshots:
+    """Rescans on demand and publishes the snapshot when it differs from the last one."""
+
+    def __init__(self, config: Config, publish: Callable[[Snapshot], None]) -> None:
+        self.config = config
+        self.publish = publish
+        self.defaults = site_defaults(config)
+        self.last_good: dict[str, tuple[Site, ...]] = {}
+        self.snapshot: Snapshot | None = None
+
+    def refresh(self) -> bool:
+        """Rescan, rebuild, publish when changed; True when published."""
+        site_texts, htpasswd_texts = scan(self.config)
+        result = build(site_texts, htpasswd_texts, self.last_good, self.defaults)
+        self.last_good = dict(result.last_good)
+        if result.snapshot == self.snapshot:
+            return False
+        self.snapshot = result.snapshot
+        self.publish(result.snapshot)
+        return True
+
+
+async def run_file_provider(config: Config, publish: Callable[[Snapshot], None]) -> None:
+    """Publish the sites.d + htpasswd snapshot now and after every change, until cancelled."""
+    snapshots = FileSnapshots(config, publish)
+    directories = (config.files.sites_dir, config.files.htpasswd_dir)
+    snapshots.refresh()
+    while True:
+        state = _dir_state(directories)
+        existing = [d for d, s in zip(directories, state, strict=True) if s is not None]
+        dirs_changed = asyncio.Event()
+        guard = asyncio.create_task(_signal_when_dirs_change(directories, state, dirs_changed))
+        try:
+            if existing:
+                async for _changes in awatch(
+                    *existing,
+                    stop_event=dirs_changed,
+                    watch_filter=None,
+                    debounce=DEBOUNCE_MS,
+                    step=STEP_MS,
+                    recursive=False,
+                ):
+                    snapshots.refresh()
+            else:
+                await dirs_changed.wait()
+        except (OSError, RuntimeError) as exc:  # e.g. a watched directory vanished mid-watch
+            log.warning("watching %s failed (%s); watching again", ", ".join(existing), exc)
+            await asyncio.sleep(_RETRY_S)
+        finally:
+            guard.cancel()
+        snapshots.refresh()
