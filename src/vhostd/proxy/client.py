@@ -1,0 +1,696 @@
+"""One client connection: parse requests, route them, stream them to a backend and back.
+
+One asyncio Protocol per connection, fed by httptools callbacks. Requests are answered in
+order; pipelined requests wait in `queue` with their bodies held (bounded: reading pauses
+while too much is held). Reading from one side pauses while the other side's write buffer
+is full, in both directions. Output produced while handling one read is written at once.
+Timers are loop.call_later handles armed and cancelled on activity, never a task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import httptools
+
+from vhostd.config.model import Backend
+from vhostd.proxy.headers import client_response_headers, upstream_request_headers
+from vhostd.proxy.pages import error_response
+from vhostd.proxy.request import Rejection, Request
+from vhostd.proxy.upstream import UpstreamConnection
+from vhostd.routing.table import Route
+
+if TYPE_CHECKING:
+    from vhostd.proxy.context import ProxyContext
+
+# Reasons for pausing reads from the client; reading resumes when none is left.
+PAUSE_UPSTREAM_FULL = 1  # the backend's write buffer is full
+PAUSE_HELD_BODY = 2  # too much body held while no backend is attached yet
+PAUSE_QUEUE = 4  # too many pipelined requests waiting
+
+HOLD_LIMIT = 256 * 1024
+QUEUE_LIMIT = 16
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+NO_BODY_STATUS = frozenset({204, 304})
+
+
+class ClientConnection(asyncio.Protocol):
+    def __init__(self, ctx: ProxyContext) -> None:
+        # shared state
+        self.ctx = ctx
+        self.loop = ctx.loop
+        self.settings = ctx.settings
+        # per connection
+        self.transport: Any = None
+        self.client_ip = b""
+        self.trusted = False
+        self.parser = httptools.HttpRequestParser(self)
+        self.parsing: Request | None = None
+        self.queue: deque[Request] = deque()
+        self.paused = 0
+        self.writing_paused = False
+        self.timer: asyncio.TimerHandle | None = None
+        self.idle_timer_armed = False
+        self.closed = False
+        self.tunnel: UpstreamConnection | None = None
+        self.tunnel_hold: list[bytes] = []
+        self.upgrading = False
+        self.out: list[bytes] = []
+        # per request (the active exchange)
+        self.request: Request | None = None
+        self.route: Route | None = None
+        self.backend: Backend | None = None
+        self.upstream: UpstreamConnection | None = None
+        self.failed_backends: set[Backend] = set()
+        self.stale_retried = False
+        self.upstream_timer: asyncio.TimerHandle | None = None
+        self.last_upstream_read = 0.0
+        self.response_started = False
+        self.response_status = 0
+        self.chunk_out = False
+        self.until_close = False
+        self.no_body = False
+        self.close_after = False
+        self.response_bytes = 0
+        self.started_at = 0.0
+
+    # --- connection lifecycle -----------------------------------------------------------
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        ip = peer[0] if peer else "unix"
+        self.client_ip = ip.encode()
+        self.trusted = ip in self.ctx.trusted_proxies
+        self.ctx.connections.add(self)
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.ctx.connections.discard(self)
+        self._cancel_timers()
+        upstream = self.tunnel or self.upstream
+        self.tunnel = self.upstream = None
+        if upstream is not None:
+            upstream.abort() if not upstream.message_complete else upstream.close()
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+        upstream = self.tunnel or self.upstream
+        if upstream is not None and upstream.transport is not None:
+            upstream.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        upstream = self.tunnel or self.upstream
+        if upstream is not None and upstream.transport is not None:
+            upstream.transport.resume_reading()
+        if self.ctx.shutting_down and self.request is None and not self.queue:
+            self.transport.close()
+
+    def pause_client_reading(self, reason: int) -> None:
+        if not self.paused and not self.closed:
+            self.transport.pause_reading()
+        self.paused |= reason
+
+    def resume_client_reading(self, reason: int) -> None:
+        if self.paused & reason:
+            self.paused &= ~reason
+            if not self.paused and not self.closed:
+                self.transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        if self.tunnel is not None:
+            self.tunnel.transport.write(data)
+            return
+        if self.upgrading:  # bytes after an Upgrade request, before the backend agreed
+            self.tunnel_hold.append(data)
+            self.pause_client_reading(PAUSE_HELD_BODY)
+            return
+        in_head = self.parsing  # a head started in an earlier read: count its raw bytes
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            rest = data[exc.args[0] :]
+            if self.tunnel is not None:
+                if rest:
+                    self.tunnel.transport.write(rest)
+            else:
+                self.upgrading = True
+                if rest:
+                    self.tunnel_hold.append(rest)
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if isinstance(cause, Rejection):
+                self._reject(cause)
+            else:
+                raise
+        except httptools.HttpParserError as exc:
+            self._reject(Rejection(400, f"Malformed request: {exc}."))
+        else:
+            if in_head is not None and in_head is self.parsing and in_head.head_size >= 0:
+                in_head.head_size += len(data)
+                if in_head.head_size > self.settings.max_head_size:
+                    self._reject(Rejection(431, "Request head too large."))
+        if self.out:
+            self._flush()
+
+    # --- httptools request callbacks ----------------------------------------------------
+    def on_message_begin(self) -> None:
+        self.parsing = Request()
+        if self.idle_timer_armed:
+            # the keep-alive idle timer becomes the header timer (slowloris)
+            self._arm_head_timer()
+
+    def on_url(self, url: bytes) -> None:
+        request = self.parsing
+        assert request is not None
+        request.target += url
+        if len(request.target) > self.settings.max_head_size:
+            raise Rejection(414, "Request target too long.")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        request = self.parsing
+        assert request is not None
+        if len(request.headers) >= self.settings.max_headers:
+            raise Rejection(431, "Too many request headers.")
+        request.add_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        request = self.parsing
+        assert request is not None
+        parser = self.parser
+        request.method = parser.get_method()
+        request.version = parser.get_http_version().encode()
+        request.keep_alive = parser.should_keep_alive()
+        size = len(request.target) + sum(len(n) + len(v) + 4 for n, v in request.headers)
+        if size > self.settings.max_head_size:
+            raise Rejection(431, "Request head too large.")
+        request.head_size = -1  # head done: stop counting raw bytes
+        request.validate(parser.should_upgrade())
+        if self.request is None:
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+                self.idle_timer_armed = False
+            self._start(request)
+        else:
+            self.queue.append(request)
+            if len(self.queue) >= QUEUE_LIMIT:
+                self.pause_client_reading(PAUSE_QUEUE)
+
+    def on_body(self, body: bytes) -> None:
+        request = self.parsing
+        assert request is not None
+        request.body_size += len(body)
+        limit = self.route.site.max_body_size if self.route and request is self.request else None
+        if limit is not None and request.body_size > limit:
+            raise Rejection(413, "Request body too large.")
+        if request is self.request and self.upstream is not None:
+            self._send_body(self.upstream, body, request.chunked)
+        else:
+            request.body.append(body)
+            request.body_buffered += len(body)
+            if request.body_buffered > HOLD_LIMIT:
+                self.pause_client_reading(PAUSE_HELD_BODY)
+
+    def on_message_complete(self) -> None:
+        request = self.parsing
+        assert request is not None
+        request.complete = True
+        self.parsing = None
+        if request is self.request and self.upstream is not None:
+            self._request_sent(self.upstream)
+
+    # --- routing ------------------------------------------------------------------------
+    def _start(self, request: Request) -> None:
+        """Make `request` the active exchange: route, authenticate, then connect."""
+        self.request = request
+        self.started_at = self.loop.time()
+        if request.rejection is not None:
+            self._respond_error(request.rejection.status, request.rejection.detail, close=True)
+            return
+        table = self.ctx.pipeline.route_table
+        host = request.host or b""
+        entry = table.lookup_host(host)
+        if entry is None:
+            name = host.decode("latin-1") or "(none)"
+            self._respond_error(503, f"No site is configured for host {name}.")
+            return
+        route = entry.match(request.target)
+        if route is None:
+            self._respond_error(404, "No site is configured for this path.")
+            return
+        self.route = route
+        if not route.backends:
+            reason = route.site.unavailable_reason or "no backend is available"
+            self._respond_error(503, f"Site {route.site.name}: {reason}.")
+            return
+        limit = route.site.max_body_size
+        if limit is not None and (request.content_length or 0) > limit:
+            self._respond_error(413, "Request body too large.", close=True)
+            return
+        gate: Any = route.auth
+        if gate is not None:
+            verdict = gate.check(request.authorization, self.client_ip.decode())
+            if not isinstance(verdict, int):
+                self.pause_client_reading(PAUSE_HELD_BODY)
+                verdict.add_done_callback(lambda done: self._auth_done(request, done))
+                return
+            if not self._auth_passed(verdict):
+                return
+        self._forward()
+
+    def _auth_done(self, request: Request, done: asyncio.Future[int]) -> None:
+        if self.closed or request is not self.request:
+            return
+        self.resume_client_reading(PAUSE_HELD_BODY)
+        try:
+            verdict = done.result()
+        except Exception:
+            verdict = 500
+        if self._auth_passed(verdict):
+            self._forward()
+        if self.out:
+            self._flush()
+
+    def _auth_passed(self, verdict: int) -> bool:
+        if verdict == 200:
+            return True
+        if verdict == 401:
+            gate: Any = self.route.auth if self.route else None
+            realm = (gate.realm if gate else "vhostd").replace('"', "'").encode()
+            self._respond_error(
+                401,
+                "This site needs a login.",
+                extra=((b"WWW-Authenticate", b'Basic realm="%s"' % realm),),
+            )
+        elif verdict == 429:
+            self._respond_error(429, "Too many failed logins; try again later.", close=True)
+        else:
+            self._respond_error(500, "The login could not be checked.")
+        return False
+
+    def _forward(self) -> None:
+        request = self.request
+        route = self.route
+        assert request is not None and route is not None
+        if request.expect_continue and request.has_body and request.version == b"1.1":
+            self.out.append(CONTINUE)
+        backend = route.pick(self.failed_backends)
+        if backend is None:
+            self._respond_error(502, "Every backend of this site refused the connection.")
+            return
+        self.backend = backend
+        conn = self.ctx.pool.take(backend)
+        if conn is not None:
+            self._attach(conn)
+        else:
+            self._connect(backend)
+
+    def _connect(self, backend: Backend) -> None:
+        request = self.request
+        assert self.route is not None
+        timeout = self.route.site.timeouts.connect
+        future = asyncio.ensure_future(self.ctx.pool.connect(backend, timeout))
+        future.add_done_callback(lambda done: self._connected(request, backend, done))
+
+    def _connected(self, request: Request | None, backend: Backend, done: asyncio.Future) -> None:
+        error = done.exception()
+        if self.closed or request is not self.request:
+            if error is None:
+                self.ctx.pool.give_back(done.result())
+            return
+        if error is None:
+            self._attach(done.result())
+        elif isinstance(error, asyncio.TimeoutError):
+            self._respond_error(504, "The backend did not accept the connection in time.")
+        else:
+            # Nothing was sent: trying another backend is safe for any method.
+            self.failed_backends.add(backend)
+            self._forward()
+        if self.out:
+            self._flush()
+
+    def _attach(self, conn: UpstreamConnection) -> None:
+        request = self.request
+        route = self.route
+        assert request is not None and route is not None
+        self.upstream = conn
+        conn.exchange = self
+        conn.start_response()
+        if self.writing_paused:
+            conn.transport.pause_reading()
+        conn.transport.write(self._upstream_head(request, route, conn.backend))
+        if request.body:
+            held, request.body, request.body_buffered = request.body, [], 0
+            for chunk in held:
+                self._send_body(conn, chunk, request.chunked)
+            self.resume_client_reading(PAUSE_HELD_BODY)
+        if request.complete:
+            self._request_sent(conn)
+
+    def _upstream_head(self, request: Request, route: Route, backend: Backend) -> bytes:
+        ctx = self.ctx
+        host = request.host or backend.host.encode()
+        gate: Any = route.auth
+        lines = upstream_request_headers(
+            request.headers,
+            client_ip=self.client_ip,
+            host=host,
+            port=ctx.listen_port,
+            scheme=b"http",
+            trusted=self.trusted,
+            drop_authorization=gate is not None and not gate.forward_authorization,
+        )
+        if request.host_count == 0:
+            lines.append(b"Host: %s\r\n" % host)
+        if request.chunked:
+            lines.append(b"Transfer-Encoding: chunked\r\n")
+        elif request.content_length is not None:
+            lines.append(b"Content-Length: %d\r\n" % request.content_length)
+        if request.upgrade is not None:
+            lines.append(b"Connection: upgrade\r\nUpgrade: %s\r\n" % request.upgrade)
+        target = route.upstream_target(request.target)
+        return b"".join([request.method, b" ", target, b" HTTP/1.1\r\n", *lines, b"\r\n"])
+
+    def _send_body(self, conn: UpstreamConnection, body: bytes, chunked: bool) -> None:
+        if chunked:
+            conn.transport.write(b"%x\r\n%s\r\n" % (len(body), body))
+        else:
+            conn.transport.write(body)
+
+    def _request_sent(self, conn: UpstreamConnection) -> None:
+        request = self.request
+        assert request is not None and self.route is not None
+        if request.chunked:
+            conn.transport.write(b"0\r\n\r\n")
+        if not conn.got_bytes and request.upgrade is None:
+            self._arm_upstream(self.route.site.timeouts.first_byte)
+
+    # --- the response, from UpstreamConnection -------------------------------------------
+    def on_upstream_data(self, conn: UpstreamConnection, data: bytes) -> None:
+        if self.tunnel is not None:
+            self.transport.write(data)
+            return
+        if not conn.got_bytes:
+            conn.got_bytes = True
+            self._cancel_upstream_timer()  # the first byte came in time
+        self.last_upstream_read = self.loop.time()
+        try:
+            conn.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self._open_tunnel(conn, data[exc.args[0] :])
+            return
+        except httptools.HttpParserError:
+            self._upstream_failed(conn, 502, "The backend sent an invalid response.")
+            return
+        if conn.message_complete or (self.no_body and self.response_started):
+            self._response_complete(conn)
+        elif self.upstream_timer is None and self.upstream is conn and self.route is not None:
+            self._arm_upstream(self.route.site.timeouts.between_bytes)
+        if self.out:
+            self._flush()
+
+    def on_upstream_head(self, conn: UpstreamConnection) -> None:
+        request = self.request
+        assert request is not None
+        status = conn.parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            return  # interim responses: we answered 100-continue ourselves
+        upgrading = status == 101
+        if upgrading and request.upgrade is None:
+            raise httptools.HttpParserError("101 without an upgrade request")
+        self.no_body = request.method == b"HEAD" or status in NO_BODY_STATUS or upgrading
+        content_length: bytes | None = None
+        chunked = False
+        for name, value in conn.headers:
+            if len(name) == 14 and name.lower() == b"content-length":
+                content_length = value
+            elif len(name) == 17 and name.lower() == b"transfer-encoding":
+                chunked = True
+        lines = client_response_headers(conn.headers, upgrading=upgrading)
+        close = not request.keep_alive or self.ctx.shutting_down or not request.complete
+        if upgrading:
+            lines.append(b"Connection: upgrade\r\n")
+        else:
+            if content_length is not None and not chunked:
+                lines.append(b"Content-Length: %s\r\n" % content_length)
+            elif not self.no_body:
+                self.until_close = not chunked
+                if request.version == b"1.1":
+                    self.chunk_out = True
+                    lines.append(b"Transfer-Encoding: chunked\r\n")
+                else:
+                    close = True
+            if close:
+                lines.append(b"Connection: close\r\n")
+            elif request.version == b"1.0":
+                lines.append(b"Connection: keep-alive\r\n")
+        self.close_after = close
+        self.response_status = status
+        self.response_started = True
+        self.out.append(
+            b"".join([b"HTTP/1.1 %d %s\r\n" % (status, conn.reason), *lines, b"\r\n"])
+        )
+
+    def on_upstream_body(self, body: bytes) -> None:
+        if self.no_body:
+            return
+        self.response_bytes += len(body)
+        if self.chunk_out:
+            self.out.append(b"%x\r\n" % len(body))
+            self.out.append(body)
+            self.out.append(b"\r\n")
+        else:
+            self.out.append(body)
+
+    def on_upstream_lost(self, conn: UpstreamConnection, exc: Exception | None) -> None:
+        if self.closed:
+            return
+        if self.tunnel is conn:
+            self.tunnel = None
+            self.transport.close()
+            return
+        if conn is not self.upstream:
+            return
+        request = self.request
+        if not conn.got_bytes:
+            if conn.reused and request is not None and request.retryable and not self.stale_retried:
+                # a pooled connection the backend had closed: retry once on a fresh one
+                self.stale_retried = True
+                self.upstream = None
+                assert self.backend is not None
+                self._connect(self.backend)
+                return
+            self._upstream_failed(conn, 502, "The backend closed the connection.")
+        elif not self.response_started:
+            self._upstream_failed(conn, 502, "The backend closed the connection mid-response.")
+        elif self.until_close:
+            self.close_after = self.close_after or not self.chunk_out
+            self._response_complete(conn)
+        else:  # truncated body: make sure the client sees an incomplete message
+            self._flush()
+            self.transport.abort()
+        if self.out:
+            self._flush()
+
+    def _response_complete(self, conn: UpstreamConnection) -> None:
+        request = self.request
+        assert request is not None
+        if self.chunk_out:
+            self.out.append(b"0\r\n\r\n")
+        self._flush()
+        self._cancel_upstream_timer()
+        self.upstream = None
+        reusable = (
+            conn.message_complete or self.no_body
+        ) and conn.parser.should_keep_alive() and request.complete and not self.until_close
+        if reusable and not conn.closed:
+            if self.writing_paused:
+                conn.transport.resume_reading()
+            self.ctx.pool.give_back(conn)
+        else:
+            conn.close()
+        self._end_exchange()
+
+    def _open_tunnel(self, conn: UpstreamConnection, rest: bytes) -> None:
+        """101 Switching Protocols: from now on both sides are a byte tunnel."""
+        self._cancel_upstream_timer()
+        self.tunnel = conn
+        self.upstream = None
+        self.upgrading = False
+        self._flush()
+        if rest:
+            self.transport.write(rest)
+        held, self.tunnel_hold = self.tunnel_hold, []
+        for chunk in held:
+            conn.transport.write(chunk)
+        self._log()
+        self.resume_client_reading(PAUSE_HELD_BODY)
+
+    # --- ending an exchange -----------------------------------------------------------------
+    def _end_exchange(self) -> None:
+        self._log()
+        if self.close_after or self.upgrading:
+            self.closed = True
+            self.transport.close()
+            return
+        self.request = self.route = self.backend = None
+        self.failed_backends.clear()
+        self.stale_retried = False
+        self.response_started = self.chunk_out = self.until_close = self.no_body = False
+        self.response_bytes = 0
+        if self.queue:
+            self.resume_client_reading(PAUSE_QUEUE)
+            self._start(self.queue.popleft())
+        elif self.ctx.shutting_down:
+            self.closed = True
+            self.transport.close()
+        elif self.parsing is None:
+            self.timer = self.loop.call_later(self.settings.keepalive_timeout, self._idle_timeout)
+            self.idle_timer_armed = True
+        else:
+            self._arm_head_timer()
+
+    def _respond_error(
+        self,
+        status: int,
+        detail: str,
+        *,
+        close: bool = False,
+        extra: tuple[tuple[bytes, bytes], ...] = (),
+    ) -> None:
+        request = self.request
+        head_only = request is not None and request.method == b"HEAD"
+        if request is not None:
+            # an unread body cannot be skipped safely: close instead of reusing
+            close = close or not request.complete or not request.keep_alive
+        close = close or self.ctx.shutting_down
+        self.out.append(
+            error_response(
+                status, detail, keep_alive=not close, head_only=head_only, extra_headers=extra
+            )
+        )
+        self.response_status = status
+        self.close_after = close
+        self._flush()
+        self._end_exchange()
+
+    def _upstream_failed(self, conn: UpstreamConnection, status: int, detail: str) -> None:
+        self._cancel_upstream_timer()
+        self.upstream = None
+        conn.abort()
+        if self.response_started:
+            self._flush()
+            self.closed = True
+            self.transport.abort()
+        else:
+            self._respond_error(status, detail, close=True)
+
+    def _reject(self, rejection: Rejection) -> None:
+        """A request that must not be forwarded: answer it in turn, then close."""
+        self.pause_client_reading(PAUSE_QUEUE)
+        self.parser = httptools.HttpRequestParser(self)  # never feed the broken one again
+        failed = self.parsing or Request()
+        self.parsing = None
+        failed.rejection = rejection
+        if self.request is None:
+            self._start(failed)
+        elif failed is not self.request:
+            if failed not in self.queue:
+                self.queue.append(failed)
+        else:
+            self._upstream_failed_or_close(rejection)
+
+    def _upstream_failed_or_close(self, rejection: Rejection) -> None:
+        conn = self.upstream
+        if conn is not None:
+            self._upstream_failed(conn, rejection.status, rejection.detail)
+        elif not self.response_started:
+            self._respond_error(rejection.status, rejection.detail, close=True)
+        else:
+            self.transport.close()
+
+    # --- timers ------------------------------------------------------------------------
+    def _arm_upstream(self, delay: float) -> None:
+        if self.upstream_timer is not None:
+            self.upstream_timer.cancel()
+        self.upstream_timer = self.loop.call_later(delay, self._upstream_timeout)
+
+    def _cancel_upstream_timer(self) -> None:
+        if self.upstream_timer is not None:
+            self.upstream_timer.cancel()
+            self.upstream_timer = None
+
+    def _upstream_timeout(self) -> None:
+        self.upstream_timer = None
+        conn = self.upstream
+        if conn is None or self.route is None:
+            return
+        if conn.got_bytes:
+            idle = self.loop.time() - self.last_upstream_read
+            remaining = self.route.site.timeouts.between_bytes - idle
+            if remaining > 0.001:
+                self._arm_upstream(remaining)
+                return
+        self._upstream_failed(conn, 504, "The backend did not answer in time.")
+
+    def _arm_head_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.idle_timer_armed = False
+        self.timer = self.loop.call_later(self.settings.client_header_timeout, self._head_timeout)
+
+    def _head_timeout(self) -> None:
+        self.timer = None
+        if self.request is None and not self.closed:
+            if self.parsing is not None:
+                self.parsing = None
+                self.out.append(error_response(408, "The request took too long to arrive."))
+                self._flush()
+            self.closed = True
+            self.transport.close()
+
+    def _idle_timeout(self) -> None:
+        self.timer = None
+        if self.request is None and self.parsing is None and not self.closed:
+            self.closed = True
+            self.transport.close()
+
+    def _cancel_timers(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self._cancel_upstream_timer()
+
+    # --- output ------------------------------------------------------------------------
+    def _flush(self) -> None:
+        out = self.out
+        if not out:
+            return
+        if not self.closed:
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+        out.clear()
+
+    def _log(self) -> None:
+        access_log = self.ctx.access_log
+        if access_log is None or self.request is None:
+            return
+        request = self.request
+        access_log.record(
+            self.client_ip,
+            request,
+            self.response_status,
+            self.response_bytes,
+            self.loop.time() - self.started_at,
+            self.route.site.name if self.route else "",
+        )
+
+    def shutdown(self) -> None:
+        """Graceful stop: close now when idle, else after the current response."""
+        if self.request is None and self.parsing is None and self.tunnel is None:
+            self.closed = True
+            self.transport.close()
+

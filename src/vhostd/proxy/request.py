@@ -1,0 +1,139 @@
+"""One parsed client request and the checks that make it safe to forward (pure).
+
+Framing rules (RFC 9112 §6), on top of what llhttp already refuses (Content-Length together
+with Transfer-Encoding, duplicate or invalid Content-Length, a Transfer-Encoding other than a
+final `chunked`, bad chunk sizes, obsolete line folding, control characters and bare CR):
+  - HTTP/1.1 needs exactly one Host; more than one Host is always refused.
+  - Transfer-Encoding on an HTTP/1.0 request is refused (its framing cannot be trusted).
+  - Several Transfer-Encoding headers are refused rather than concatenated.
+  - An absolute-form target (http://host/path) is turned into origin form; its host wins.
+Every refusal carries the status it should become.
+"""
+
+from __future__ import annotations
+
+IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
+
+
+class Rejection(Exception):
+    """A request that must not be forwarded; `status` is what the client gets."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+class Request:
+    __slots__ = (
+        "method",
+        "target",
+        "version",
+        "headers",
+        "host",
+        "host_count",
+        "te_count",
+        "content_length",
+        "chunked",
+        "expect_continue",
+        "upgrade",
+        "keep_alive",
+        "authorization",
+        "body",
+        "body_buffered",
+        "body_size",
+        "complete",
+        "rejection",
+        "head_size",
+    )
+
+    def __init__(self) -> None:
+        self.method = b""
+        self.target = b""
+        self.version = b"1.1"
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.host: bytes | None = None
+        self.host_count = 0
+        self.te_count = 0
+        self.content_length: int | None = None
+        self.chunked = False
+        self.expect_continue = False
+        self.upgrade: bytes | None = None
+        self.keep_alive = True
+        self.authorization: bytes | None = None
+        self.body: list[bytes] = []  # chunks held until an upstream is attached
+        self.body_buffered = 0
+        self.body_size = 0
+        self.complete = False
+        self.rejection: Rejection | None = None
+        self.head_size = 0
+
+    def add_header(self, name: bytes, value: bytes) -> None:
+        """Record a header and the facts framing and routing need (called per header)."""
+        self.headers.append((name, value))
+        if len(name) == 4 and name.lower() == b"host":
+            self.host_count += 1
+            self.host = value
+        elif len(name) == 14 and name.lower() == b"content-length":
+            self.content_length = int(value)  # llhttp has validated it: digits, single
+        elif len(name) == 17 and name.lower() == b"transfer-encoding":
+            self.te_count += 1
+            self.chunked = True  # llhttp accepts only a final "chunked" on requests
+        elif len(name) == 13 and name.lower() == b"authorization":
+            self.authorization = value
+        elif len(name) == 6 and name.lower() == b"expect":
+            self.expect_continue = value.strip().lower() == b"100-continue"
+        elif len(name) == 7 and name.lower() == b"upgrade":
+            self.upgrade = value
+
+    @property
+    def has_body(self) -> bool:
+        return self.chunked or bool(self.content_length)
+
+    @property
+    def retryable(self) -> bool:
+        """Safe to send again on another connection: idempotent and nothing streamed yet."""
+        return self.method in IDEMPOTENT and not self.has_body
+
+    def validate(self, connection_upgrade: bool) -> None:
+        """Framing and routing checks once the head is complete; raises Rejection."""
+        if self.host_count > 1:
+            raise Rejection(400, "More than one Host header.")
+        if self.te_count > 1:
+            raise Rejection(400, "More than one Transfer-Encoding header.")
+        if self.chunked and self.version == b"1.0":
+            raise Rejection(400, "Transfer-Encoding is not allowed in an HTTP/1.0 request.")
+        target = self.target
+        if not target.startswith(b"/"):
+            if target[:7].lower() == b"http://" or target[:8].lower() == b"https://":
+                rest = target.split(b"//", 1)[1]
+                slash = rest.find(b"/")
+                authority, path = (rest, b"/") if slash == -1 else (rest[:slash], rest[slash:])
+                if not authority or b"@" in authority:
+                    raise Rejection(400, "Invalid absolute request target.")
+                # RFC 9112 §3.2.2: the target's authority replaces any Host header
+                self.headers = [(n, v) for n, v in self.headers if n.lower() != b"host"]
+                self.host = authority
+                self.host_count = 0
+                self.target = path
+            elif target == b"*" and self.method == b"OPTIONS":
+                pass
+            else:
+                raise Rejection(400, "Invalid request target.")
+        if self.method == b"CONNECT":
+            raise Rejection(405, "CONNECT is not supported: this is not a forward proxy.")
+        if self.version == b"1.1" and self.host is None:
+            raise Rejection(400, "HTTP/1.1 requests need a Host header.")
+        if self.host is not None and not _valid_host(self.host):
+            raise Rejection(400, "Invalid Host header.")
+        if self.upgrade is not None and not connection_upgrade:
+            self.upgrade = None  # an Upgrade not named by Connection is just dropped
+
+
+def _valid_host(host: bytes) -> bool:
+    if not host or len(host) > 1024:
+        return False
+    for byte in host:
+        if byte <= 0x20 or byte in b'/\\?#@"<>{}|^`' or byte >= 0x7F:
+            return False
+    return True
