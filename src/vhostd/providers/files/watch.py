@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable
+from contextlib import aclosing
 
 from watchfiles import awatch
 
@@ -122,19 +123,25 @@ async def run_file_provider(config: Config, publish: Callable[[Snapshot], None])
     while True:
         state = _dir_state(directories)
         existing = [d for d, s in zip(directories, state, strict=True) if s is not None]
+        watched = {os.path.normpath(d) for d in existing}
         dirs_changed = asyncio.Event()
         guard = asyncio.create_task(_signal_when_dirs_change(directories, state, dirs_changed))
         try:
             if existing:
-                async for _changes in awatch(
+                watcher = awatch(
                     *existing,
                     stop_event=dirs_changed,
                     watch_filter=None,
                     debounce=DEBOUNCE_MS,
                     step=STEP_MS,
                     recursive=False,
-                ):
-                    snapshots.refresh()
+                )
+                async with aclosing(watcher):
+                    async for changes in watcher:
+                        snapshots.refresh()
+                        # a watched directory itself went away: its watch is dead, start over
+                        if any(os.path.normpath(path) in watched for _change, path in changes):
+                            break
             else:
                 await dirs_changed.wait()
         except (OSError, RuntimeError) as exc:  # e.g. a watched directory vanished mid-watch
