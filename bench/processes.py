@@ -1,0 +1,163 @@
+"""Start, probe, measure and stop the processes under test (origin, proxies, wrk helpers)."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import resource
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+NOFILE_LIMIT = 65536  # 10,000 idle client connections + upstream + files, with margin
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def raise_nofile_limit() -> None:
+    """Raise this process's open-file limit: to NOFILE_LIMIT as root, else to the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= NOFILE_LIMIT:
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE_LIMIT, max(hard, NOFILE_LIMIT)))
+    except (ValueError, OSError):  # not root: the hard limit is as far as we may go
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _child_setup() -> None:
+    os.setsid()  # own process group: stop() ends it and everything it forked
+    raise_nofile_limit()
+
+
+def pinned(argv: Sequence[str], cpus: str | None, taskset: str | None) -> list[str]:
+    """Prefix argv with taskset when pinning is asked for and possible."""
+    if cpus is None or taskset is None:
+        return list(argv)
+    return [taskset, "-c", cpus, *argv]
+
+
+def start(
+    argv: Sequence[str],
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start argv in its own process group, stdout+stderr into log_path."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    log = open(log_path, "wb")  # noqa: SIM115 - owned by the child for its lifetime
+    try:
+        return subprocess.Popen(
+            list(argv),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=full_env,
+            cwd=cwd,
+            preexec_fn=_child_setup,
+        )
+    finally:
+        log.close()
+
+
+def stop(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+    """SIGTERM the process group we created, SIGKILL it if it outlives the grace period."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=grace)
+
+
+def http_status(
+    port: int,
+    host: str,
+    path: str,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 2.0,
+) -> int | None:
+    """One GET on a fresh connection; the status code, or None when nothing answered."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Host": host, **(headers or {})})
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+
+
+def wait_for_status(
+    port: int,
+    host: str,
+    path: str,
+    proc: subprocess.Popen[bytes] | None = None,
+    headers: Mapping[str, str] | None = None,
+    expected: int = 200,
+    timeout: float = 30.0,
+) -> None:
+    """Poll until GET answers `expected`; fail early when the process died."""
+    deadline = time.monotonic() + timeout
+    last: int | None = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before serving {host}")
+        last = http_status(port, host, path, headers, timeout=1.0)
+        if last == expected:
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{host}:{port}{path} answered {last}, not {expected}, within {timeout}s")
+
+
+def _descendants(pid: int) -> list[int]:
+    found: list[int] = []
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        task_dir = Path(f"/proc/{current}/task")
+        try:
+            tasks = list(task_dir.iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                children = (task / "children").read_text().split()
+            except OSError:
+                continue
+            pending.extend(int(child) for child in children)
+    return found
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory (VmRSS) of pid and every descendant, in KiB (taskset execs in place)."""
+    total = 0
+    for member in _descendants(pid):
+        try:
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+                    break
+        except OSError:
+            continue
+    return total

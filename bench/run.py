@@ -1,0 +1,185 @@
+"""`python -m bench.run [--quick]`: vhostd against nginx, HAProxy, Traefik and Caddy.
+
+Installs what is missing, starts one nginx origin on loopback and every proxy in front of
+it, then measures throughput/latency (wrk), memory, route-change latency and, with Docker,
+container start and rolling restarts. Results: terminal table, bench/results/summary.json
+and bench/results/chart.png (quick runs write quick-summary.json / quick-chart.png instead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import memory, report, route_change
+from bench.lab import Lab, Target
+from bench.throughput import LoadSettings, add_ratios, run_throughput
+from bench.tools import Tools, ensure_tools
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+PROXIES = ("nginx", "haproxy", "traefik", "caddy", "vhostd")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a check that ends within a minute")
+    parser.add_argument("--duration", type=int, help="seconds per wrk run (default 10, quick 2)")
+    parser.add_argument("--repeats", type=int, help="interleaved rounds (default 3, quick 1)")
+    parser.add_argument("--connections", type=int, default=64, help="wrk connections (64)")
+    parser.add_argument("--only", help="comma list of proxies (default: all)")
+    parser.add_argument("--workers", default="", help="also bench `vhostd --workers N`, e.g. 2")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin proxy/wrk to cores")
+    parser.add_argument("--no-docker", action="store_true", help="skip the Docker measurements")
+    parser.add_argument("--idle-connections", type=int, help="memory test (default 10000)")
+    parser.add_argument("--keep", action="store_true", help="keep the run directory")
+    return parser.parse_args(argv)
+
+
+def choose_cpus(no_pin: bool, tools: Tools) -> tuple[str | None, str | None]:
+    """(proxy cpus, wrk cpus): proxy on core 0, wrk on core 1 when there are two cores."""
+    if no_pin or tools.taskset is None or (os.cpu_count() or 1) < 2:
+        return None, None
+    return "0", "1"
+
+
+def start_targets(
+    lab: Lab, names: list[str], workers: list[int], problems: dict[str, str]
+) -> list[Target]:
+    """Origin first, then each proxy; a proxy that fails to start is reported and skipped."""
+    targets = [lab.start_origin()]
+    starters = {
+        "nginx": lab.start_nginx,
+        "haproxy": lab.start_haproxy,
+        "traefik": lab.start_traefik,
+        "caddy": lab.start_caddy,
+    }
+    for name in names:
+        try:
+            if name == "vhostd":
+                targets.extend(lab.start_vhostd())
+                for count in workers:
+                    plain, _auth = lab.start_vhostd(workers=count, name=f"vhostd-w{count}")
+                    targets.append(plain)
+            else:
+                targets.append(starters[name]())
+        except (RuntimeError, OSError) as error:
+            problems[name] = str(error)
+            print(f"bench: {name} did not start: {error}", flush=True)
+    return targets
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    quick = args.quick
+    load = LoadSettings(
+        duration_s=args.duration or (2 if quick else 10),
+        warmup_s=1 if quick else 2,
+        repeats=args.repeats or (1 if quick else 3),
+        connections=args.connections,
+    )
+    idle_connections = args.idle_connections or (1000 if quick else 10000)
+    names = [n for n in (args.only.split(",") if args.only else PROXIES) if n]
+    workers = [int(w) for w in args.workers.split(",") if w.strip()]
+
+    tools = ensure_tools()
+    proxy_cpus, wrk_cpus = choose_cpus(args.no_pin, tools)
+    load = LoadSettings(**{**load.__dict__, "wrk_cpus": wrk_cpus})
+    run_dir = Path(tempfile.mkdtemp(prefix="vhostd-bench-"))
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    raw_dir = RESULTS_DIR / f"run-{stamp}"
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    problems: dict[str, str] = {}
+    extras: dict[str, Any] = {}
+
+    with Lab(tools, run_dir, proxy_cpus) as lab:
+        targets = start_targets(lab, names, workers, problems)
+        proxies = [t for t in targets if t.name != "origin"]
+        extras["rss_idle_mib"] = {
+            t.name: memory.rss_mib(t) for t in proxies if not t.name.endswith("+auth")
+        }
+        print(
+            f"bench: {len(targets)} targets up; wrk {load.duration_s}s × {load.repeats}"
+            f" rounds, {load.connections} connections",
+            flush=True,
+        )
+        throughput = run_throughput(targets, load, tools.wrk, tools.taskset, raw_dir / "wrk.txt")
+        add_ratios(throughput, "nginx")
+        add_ratios(throughput, "haproxy")
+
+        vhostd = next((t for t in targets if t.name == "vhostd"), None)
+        if vhostd is not None:
+            extras["route_change_file"] = route_change.file_route_latency(
+                vhostd.port,
+                run_dir / "vhostd-sites.d",
+                lab.origin_port,
+                repeats=3 if quick else 10,
+            )
+        memory_targets = (
+            [vhostd] if quick and vhostd else [t for t in proxies if not t.name.endswith("+auth")]
+        )
+        extras["idle_connections"] = {}
+        for target in memory_targets:
+            if target is None:
+                continue
+            extras["idle_connections"][target.name] = memory.measure_held_connections(
+                target, idle_connections
+            )
+
+    if not args.no_docker and tools.docker and vhostd is not None and not quick:
+        from bench import docker_measures
+
+        extras["docker"] = docker_measures.run_all(tools, run_dir, proxy_cpus, wrk_cpus)
+
+    summary = {
+        "command": "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "date": stamp,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
+        "settings": {
+            **load.__dict__,
+            "proxy_cpus": proxy_cpus,
+            "idle_connections": idle_connections,
+        },
+        "throughput": throughput,
+        **extras,
+        "problems": problems,
+        "elapsed_s": round(time.monotonic() - started, 1),
+    }
+    prefix = "quick-" if quick else ""
+    report.write_json(summary, RESULTS_DIR / f"{prefix}summary.json")
+    report.write_json(summary, raw_dir / "summary.json")
+    chart = RESULTS_DIR / f"{prefix}chart.png"
+    title = (
+        f"wrk -t1 -c{load.connections}, {load.duration_s}s × {load.repeats} (median), "
+        f"{os.cpu_count()} cores, {stamp}"
+    )
+    report.write_chart(throughput, chart, title)
+    print()
+    print(report.throughput_table(throughput))
+    print(report.extras_table({k: v for k, v in extras.items()}))
+    if problems:
+        print("problems:", problems)
+    print(
+        f"bench: summary {RESULTS_DIR / (prefix + 'summary.json')}, chart {chart},"
+        f" raw output {raw_dir}; {summary['elapsed_s']} s"
+    )
+    if not args.keep:
+        import shutil
+
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""Requests/s and latency for every target, interleaved and repeated.
+
+Each round visits every target once per body size, starting one target later than the
+previous round, so drift (thermal, a noisy neighbour) spreads over all targets equally.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import configs
+from bench.lab import Target
+from bench.processes import pinned
+from bench.wrk import WrkResult, median_result, run_wrk, wrk_command
+
+SIZES = {"12B": configs.SMALL_PATH, "64KiB": configs.LARGE_PATH}
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """How hard and how long wrk pushes; the same for every target."""
+
+    duration_s: float
+    warmup_s: float
+    repeats: int
+    connections: int
+    threads: int = 1
+    wrk_cpus: str | None = None  # taskset list for wrk, None = unpinned
+
+
+def rotation(items: Sequence[Target], shift: int) -> list[Target]:
+    """items rotated left by shift: round r starts with the r-th target."""
+    if not items:
+        return []
+    shift %= len(items)
+    return list(items[shift:]) + list(items[:shift])
+
+
+def run_throughput(
+    targets: Sequence[Target],
+    load: LoadSettings,
+    wrk: str,
+    taskset: str | None,
+    raw_log: Path,
+    progress: bool = True,
+) -> dict[str, dict[str, dict[str, float | int]]]:
+    """{target: {size: median figures}} after load.repeats interleaved rounds."""
+    runs: dict[tuple[str, str], list[WrkResult]] = {}
+
+    def one(target: Target, size: str, duration: float) -> WrkResult:
+        argv = wrk_command(
+            wrk,
+            target.port,
+            SIZES[size],
+            target.host,
+            duration,
+            load.connections,
+            load.threads,
+            target.headers,
+        )
+        return run_wrk(pinned(argv, load.wrk_cpus, taskset), raw_log)
+
+    if load.warmup_s > 0:  # fill pools, JIT-free but caches and allocators warm up too
+        for target in targets:
+            for size in SIZES:
+                one(target, size, load.warmup_s)
+    for round_index in range(load.repeats):
+        for size in SIZES:
+            for target in rotation(targets, round_index):
+                result = one(target, size, load.duration_s)
+                runs.setdefault((target.name, size), []).append(result)
+                if progress:
+                    print(
+                        f"  round {round_index + 1}/{load.repeats} {size:>5} {target.name:<14}"
+                        f" {result.requests_per_s:>10.0f} req/s  p99 {result.p99_ms:7.2f} ms"
+                        f"  errors {result.errors}",
+                        flush=True,
+                    )
+    summary: dict[str, dict[str, dict[str, float | int]]] = {}
+    for target in targets:
+        summary[target.name] = {size: median_result(runs[(target.name, size)]) for size in SIZES}
+    return summary
+
+
+def add_ratios(
+    summary: dict[str, dict[str, dict[str, float | int]]], reference: str = "nginx"
+) -> None:
+    """Add `ratio_to_<reference>` (req/s) and `p99_ratio_to_<reference>` to every entry."""
+    if reference not in summary:
+        return
+    for sizes in summary.values():
+        for size, figures in sizes.items():
+            ref = summary[reference][size]
+            if ref["requests_per_s"]:
+                figures[f"ratio_to_{reference}"] = round(
+                    figures["requests_per_s"] / ref["requests_per_s"], 3
+                )
+            if ref["p99_ms"]:
+                figures[f"p99_ratio_to_{reference}"] = round(figures["p99_ms"] / ref["p99_ms"], 3)
