@@ -1,0 +1,50 @@
+"""Shared fixtures: real origin servers and a real vhostd process, all on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.origin import Origin
+from tests.support.vhostd import VhostdProcess
+
+
+@pytest.fixture
+def origin() -> Iterator[Origin]:
+    server = Origin().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_origin() -> Iterator[Callable[..., Origin]]:
+    started: list[Origin] = []
+
+    def make(name: str = "origin") -> Origin:
+        server = Origin(name=name).start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def make_proxy(tmp_path: Path) -> Iterator[Callable[..., VhostdProcess]]:
+    """Start vhostd with the given sites/server settings; stopped at teardown."""
+    started: list[VhostdProcess] = []
+
+    def make(sites: list[dict[str, Any]] | None = None, **kwargs: Any) -> VhostdProcess:
+        workdir = tmp_path / f"vhostd{len(started)}"
+        workdir.mkdir()
+        proxy = VhostdProcess(workdir, sites=sites, **kwargs).start()
+        started.append(proxy)
+        return proxy
+
+    yield make
+    for proxy in started:
+        proxy.stop()

@@ -1,0 +1,189 @@
+"""Requests and responses through a real vhostd to a real origin: routing, framing, keep-alive."""
+
+from __future__ import annotations
+
+import socket
+
+from tests.support.vhostd import build_request, read_response
+
+
+def site(origin, **extra):
+    return {"name": "a", "hosts": ["a.test"], "backends": [origin.url], **extra}
+
+
+def test_get_routes_by_host_and_passes_host_through(origin, make_proxy):
+    proxy = make_proxy([site(origin)])
+    response = proxy.request("/echo", host="A.Test.:8080")
+    assert response.status == 200
+    seen = response.json()
+    assert dict(seen["headers"])["Host"] == "A.Test.:8080"
+    assert proxy.request("/echo", host="unknown.test").status == 503
+
+
+def test_longest_path_prefix_and_dest(make_origin, make_proxy):
+    main, api = make_origin("main"), make_origin("api")
+    proxy = make_proxy(
+        [
+            {"name": "main", "hosts": ["a.test"], "backends": [main.url]},
+            {"name": "api", "hosts": ["a.test"], "path": "/api/", "dest": "/echo/",
+             "backends": [api.url]},
+        ]
+    )
+    response = proxy.request("/api/v1?x=1", host="a.test")
+    assert response.json()["origin"] == "api"
+    assert response.json()["target"] == "/echo/v1?x=1"
+    assert proxy.request("/echo", host="a.test").json()["origin"] == "main"
+
+
+def test_keep_alive_reuses_client_and_upstream_connections(origin, make_proxy):
+    proxy = make_proxy([site(origin)])
+    with proxy.connect() as sock:
+        for _ in range(5):
+            sock.sendall(build_request("GET", "/echo"))
+            assert read_response(sock).status == 200
+    assert origin.connections == 1
+
+
+def test_pipelined_requests_are_answered_in_order(origin, make_proxy):
+    proxy = make_proxy([site(origin)])
+    with proxy.connect() as sock:
+        sock.sendall(b"".join(build_request("GET", f"/echo?n={i}") for i in range(10)))
+        targets = [read_response(sock).json()["target"] for _ in range(10)]
+    assert targets == [f"/echo?n={i}" for i in range(10)]
+
+
+def test_head_and_no_body_statuses_are_framed_without_body(origin, make_proxy):
+    proxy = make_proxy([site(origin)])
+    with proxy.connect() as sock:
+        sock.sendall(build_request("HEAD", "/bytes?n=5000"))
+        sock.settimeout(5)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(65536)
+        assert head.startswith(b"HTTP/1.1 200")
+        assert b"Content-Length: 5000" in head
+        assert head.endswith(b"\r\n\r\n")  # no body bytes follow
+        for code in (204, 304):
+            sock.sendall(build_request("GET", f"/status?code={code}"))
+            response = read_response(sock)
+            assert response.status == code and response.body == b""
+        sock.sendall(build_request("GET", "/echo"))  # the connection is still in sync
+        assert read_response(sock).status == 200
+
+
+def test_chunked_and_close_delimited_responses(origin, make_proxy):
+    proxy = make_proxy([site(origin)])
+    with proxy.connect() as sock:
+        sock.sendall(build_request("GET", "/chunked"))
+        response = read_response(sock)
+        assert response.body == b"hello world"
+        sock.sendall(build_request("GET", "/close"))
+        response = read_response(sock)
+        assert response.body == b"until close"
+        assert response.header("Transfer-Encoding") == "chunked"  # 1.1 client stays alive
+        sock.sendall(build_request("GET", "/echo"))
+        assert read_response(sock).status == 200
+
+
+def test_http10_client_gets_close_delimited_body(origin, make_proxy):
+    proxy = make_proxy([site(origin)])
+    with proxy.connect() as sock:
+        sock.sendall(b"GET /chunked HTTP/1.0\r\nHost: a.test\r\n\r\n")
+        sock.settimeout(5)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    assert b"Transfer-Encoding" not in head
+    assert body == b"hello world"
+
+
+def test_http10_keep_alive(origin, make_proxy):
+    proxy = make_proxy([site(origin)])
+    with proxy.connect() as sock:
+        for _ in range(2):
+            sock.sendall(b"GET /echo HTTP/1.0\r\nHost: a.test\r\nConnection: keep-alive\r\n\r\n")
+            response = read_response(sock)
+            assert response.status == 200
+            assert response.header("Connection") == "keep-alive"
+
+
+def test_request_bodies_stream_with_length_and_chunked(origin, make_proxy):
+    proxy = make_proxy([site(origin)])
+    with proxy.connect() as sock:
+        sock.sendall(build_request("POST", "/echo", body=b"hello"))
+        assert read_response(sock).json()["body"] == "hello"
+        sock.sendall(
+            b"POST /echo HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\n\r\n"
+        )
+        seen = read_response(sock).json()
+        assert seen["body"] == "abcde"
+        assert dict(seen["headers"])["Transfer-Encoding"] == "chunked"
+
+
+def test_expect_100_continue_is_answered_before_the_body(origin, make_proxy):
+    proxy = make_proxy([site(origin)])
+    with proxy.connect() as sock:
+        sock.sendall(
+            b"POST /echo HTTP/1.1\r\nHost: a.test\r\nContent-Length: 4\r\n"
+            b"Expect: 100-continue\r\n\r\n"
+        )
+        sock.settimeout(5)
+        interim = sock.recv(65536)
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(b"data")
+        seen = read_response(sock).json()
+    assert seen["body"] == "data"
+    assert "Expect" not in dict(seen["headers"])
+
+
+def test_body_over_max_body_size_gets_413_and_never_reaches_backend(origin, make_proxy):
+    proxy = make_proxy([site(origin, max_body_size="1k")])
+    response = proxy.request("/echo", method="POST", body=b"x" * 2000)
+    assert response.status == 413
+    with proxy.connect() as sock:
+        sock.sendall(
+            b"POST /sink HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + b"400\r\n" + b"y" * 1024 + b"\r\n" + b"400\r\n" + b"y" * 1024 + b"\r\n0\r\n\r\n"
+        )
+        assert read_response(sock).status == 413
+    assert all(r.target != "/echo" for r in origin.received)
+
+
+def test_unreachable_backend_is_502_and_default_site_catches_unknown_hosts(origin, make_proxy):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"  # bound, not listening
+        proxy = make_proxy(
+            [
+                {"name": "dead", "hosts": ["dead.test"], "backends": [dead]},
+                {"name": "fallback", "hosts": ["fallback.test"], "default": True,
+                 "backends": [origin.url]},
+            ]
+        )
+        assert proxy.request("/", host="dead.test").status == 502
+    assert proxy.request("/echo", host="whatever.test").json()["origin"] == "origin"
+
+
+def test_refused_backend_is_skipped_for_another(origin, make_proxy):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        proxy = make_proxy([site(origin, backends=[dead, origin.url])])
+        statuses = [proxy.request("/echo").status for _ in range(6)]
+        posts = [proxy.request("/echo", method="POST", body=b"x").status for _ in range(4)]
+    assert statuses == [200] * 6
+    assert posts == [200] * 4
+
+
+def test_backend_closing_idle_pooled_connections_costs_no_request(origin, make_proxy):
+    proxy = make_proxy([site(origin)])
+    with proxy.connect() as sock:
+        sock.sendall(build_request("GET", "/echo"))
+        assert read_response(sock).status == 200
+        origin.stop()  # closes every pooled connection on the backend side
+        origin.start()  # same port
+        for _ in range(3):
+            sock.sendall(build_request("GET", "/echo"))
+            assert read_response(sock).status == 200

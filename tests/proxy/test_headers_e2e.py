@@ -1,0 +1,54 @@
+"""Header rules end to end: forwarding headers, trusted proxies, hop-by-hop removal."""
+
+from __future__ import annotations
+
+
+def site(origin):
+    return {"name": "a", "hosts": ["a.test"], "backends": [origin.url]}
+
+
+def test_forwarding_headers_are_set_and_client_values_dropped(origin, make_proxy):
+    proxy = make_proxy([site(origin)])
+    seen = proxy.request(
+        "/echo",
+        headers={
+            "X-Forwarded-For": "6.6.6.6",
+            "X-Real-IP": "6.6.6.6",
+            "X-Forwarded-Proto": "https",
+            "Connection": "X-Secret",
+            "X-Secret": "hop",
+            "Keep-Alive": "timeout=5",
+            "TE": "trailers",
+            "Proxy": "http://evil",
+            "Proxy-Connection": "keep-alive",
+            "Upgrade": "h2c",
+        },
+    ).json()
+    headers = dict(seen["headers"])
+    assert headers["X-Forwarded-For"] == "127.0.0.1"
+    assert headers["X-Real-IP"] == "127.0.0.1"
+    assert headers["X-Forwarded-Proto"] == "http"
+    assert headers["X-Forwarded-Host"] == "a.test"
+    assert headers["X-Forwarded-Port"] == str(proxy.port)
+    for gone in ("X-Secret", "Keep-Alive", "TE", "Proxy", "Proxy-Connection", "Upgrade"):
+        assert gone not in headers, gone
+
+
+def test_trusted_proxy_values_are_kept_and_appended(origin, make_proxy):
+    proxy = make_proxy([site(origin)], server={"trusted_proxies": ["127.0.0.0/8"]})
+    headers = dict(
+        proxy.request(
+            "/echo", headers={"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+        ).json()["headers"]
+    )
+    assert headers["X-Forwarded-For"] == "203.0.113.9, 127.0.0.1"
+    assert headers["X-Forwarded-Proto"] == "https"
+
+
+def test_hop_by_hop_response_headers_are_removed(origin, make_proxy):
+    proxy = make_proxy([site(origin)])
+    response = proxy.request("/chunked")
+    assert response.body == b"hello world"
+    names = [k.lower() for k, _ in response.headers]
+    assert names.count("transfer-encoding") <= 1
+    assert "keep-alive" not in names

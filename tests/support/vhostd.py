@@ -1,0 +1,239 @@
+"""Run `vhostd serve` as a real subprocess on free loopback ports, and talk to it.
+
+    with VhostdProcess(tmp_path, sites=[...]) as proxy:
+        status, headers, body = proxy.get("/", host="a.test")
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httptools
+
+VHOSTD = str(Path(sys.executable).with_name("vhostd"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return json.dumps(str(value))
+
+
+def toml_table(name: str, values: dict[str, Any], array: bool = False) -> str:
+    lines = [f"[[{name}]]" if array else f"[{name}]"]
+    lines += [f"{key} = {toml_value(value)}" for key, value in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def wait_for(condition: Any, timeout: float = 10.0, interval: float = 0.02) -> Any:
+    """Poll `condition()` until it returns a truthy value; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = condition()
+            if result:
+                return result
+        except Exception as exc:  # noqa: BLE001 - keep polling, report the last one
+            last_error = exc
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last error: {last_error!r})")
+
+
+class Response:
+    """One parsed HTTP response read from a socket."""
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.headers: list[tuple[str, str]] = []
+        self.body = b""
+        self.complete = False
+        self.upgraded = False
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers:
+            if key.lower() == name.lower():
+                return value
+        return None
+
+    # httptools callbacks
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name.decode("latin-1"), value.decode("latin-1")))
+
+    def on_body(self, body: bytes) -> None:
+        self.body += body
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def read_response(sock: socket.socket, head_request: bool = False, timeout: float = 10.0) -> Response:
+    """Read exactly one response from `sock` (keeps the connection usable)."""
+    sock.settimeout(timeout)
+    response = Response()
+    parser = httptools.HttpResponseParser(response)
+    pending = getattr(sock, "_vh_pending", b"")
+    sock._vh_pending = b""  # type: ignore[attr-defined]
+    while True:
+        data = pending or sock.recv(65536)
+        pending = b""
+        if not data:
+            if response.status and not response.complete:
+                response.complete = True  # read-until-close body
+            break
+        try:
+            parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            response.status = parser.get_status_code()
+            response.upgraded = True
+            sock._vh_pending = data[exc.args[0] :]  # type: ignore[attr-defined]
+            return response
+        response.status = parser.get_status_code() if response.headers or response.complete else 0
+        if head_request and response.headers is not None and _head_done(data):
+            response.status = parser.get_status_code()
+            return response
+        if response.complete:
+            break
+    response.status = parser.get_status_code()
+    return response
+
+
+def _head_done(data: bytes) -> bool:
+    return b"\r\n\r\n" in data
+
+
+class VhostdProcess:
+    """A vhostd subprocess with its config in `workdir`."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        sites: list[dict[str, Any]] | None = None,
+        server: dict[str, Any] | None = None,
+        extra: str = "",
+        docker: bool = False,
+    ) -> None:
+        self.workdir = Path(workdir)
+        self.port = free_port()
+        self.admin_port = free_port()
+        self.config_path = self.workdir / "vhostd.toml"
+        (self.workdir / "sites.d").mkdir(exist_ok=True)
+        (self.workdir / "htpasswd").mkdir(exist_ok=True)
+        server_values = {
+            "listen": [f"127.0.0.1:{self.port}"],
+            "admin": f"127.0.0.1:{self.admin_port}",
+        }
+        server_values.update(server or {})
+        text = toml_table("server", server_values)
+        text += toml_table("docker", {"enabled": docker})
+        text += toml_table("vagrant", {"enabled": False})
+        text += toml_table("files", {"sites_dir": "sites.d", "htpasswd_dir": "htpasswd"})
+        for site in sites or []:
+            text += toml_table("site", site, array=True)
+        self.config_path.write_text(text + extra)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = self.workdir / "vhostd.log"
+
+    def start(self) -> VhostdProcess:
+        self._log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(
+            [VHOSTD, "serve", "--config", str(self.config_path)],
+            cwd=self.workdir,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        wait_for(self._ready, timeout=15)
+        return self
+
+    def _ready(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise RuntimeError(f"vhostd exited early:\n{self.log()}")
+        with socket.create_connection(("127.0.0.1", self.admin_port), timeout=1) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
+            return read_response(sock).status == 200
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int:
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
+
+    def __enter__(self) -> VhostdProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- talking to it -------------------------------------------------------------------
+    def connect(self, timeout: float = 10.0) -> socket.socket:
+        return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+
+    def request(
+        self,
+        path: str = "/",
+        host: str = "a.test",
+        method: str = "GET",
+        headers: dict[str, str] | None = None,
+        body: bytes = b"",
+    ) -> Response:
+        with self.connect() as sock:
+            sock.sendall(build_request(method, path, host, headers, body, close=True))
+            return read_response(sock, head_request=method == "HEAD")
+
+    def admin_json(self, path: str) -> Any:
+        with socket.create_connection(("127.0.0.1", self.admin_port), timeout=5) as sock:
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n".encode())
+            return read_response(sock).json()
+
+
+def build_request(
+    method: str = "GET",
+    path: str = "/",
+    host: str | None = "a.test",
+    headers: dict[str, str] | None = None,
+    body: bytes = b"",
+    close: bool = False,
+) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1"]
+    if host is not None:
+        lines.append(f"Host: {host}")
+    for key, value in (headers or {}).items():
+        lines.append(f"{key}: {value}")
+    if body or method in ("POST", "PUT"):
+        lines.append(f"Content-Length: {len(body)}")
+    if close:
+        lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
