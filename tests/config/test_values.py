@@ -81,7 +81,7 @@ def test_split_host_port(raw: str, expected: tuple[str, int]) -> None:
 
 
 @pytest.mark.parametrize(
-    "raw", ["127.0.0.1", ":8080", "host:0", "host:70000", "host:http", "::1:8080", "[::1]8080"]
+    "raw", ["127.0.0.1", ":8080", "host:-1", "host:70000", "host:http", "::1:8080", "[::1]8080"]
 )
 def test_split_host_port_refuses(raw: str) -> None:
     with pytest.raises(ValueError):

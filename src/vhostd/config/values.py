@@ -125,8 +125,8 @@ def split_host_port(address: str) -> tuple[str, int]:
         host, colon, port_text = address.rpartition(":")
         if not colon or not host or ":" in host:
             raise ValueError(f"invalid address {address!r}: expected \"host:port\"")
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError(f"invalid port in {address!r}: expected 1-65535")
+    if not port_text.isdigit() or not 0 <= int(port_text) < 65536:
+        raise ValueError(f"invalid port in {address!r}: expected 0-65535")
     return host, int(port_text)
 
 
