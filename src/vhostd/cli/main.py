@@ -16,7 +16,7 @@ from types import ModuleType
 from vhostd.errors import VhostdError
 
 # Listed in help order; a module not written yet is simply not offered.
-SUBCOMMANDS = ("serve", "check", "routes", "auth", "deploy")
+SUBCOMMANDS = ("serve", "check", "routes", "auth", "deploy", "undeploy", "projects")
 
 
 def _modules() -> list[ModuleType]:

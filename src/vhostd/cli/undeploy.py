@@ -1,0 +1,31 @@
+"""`vhostd undeploy NAME [--purge]`: stop a deployed project, remove its routes and login."""
+
+from __future__ import annotations
+
+import argparse
+
+from vhostd.config.load import default_config_path, load_config
+from vhostd.deploy.project import undeploy_project
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register `undeploy`."""
+    parser = subparsers.add_parser(
+        "undeploy",
+        help="stop a deployed project and remove its routes and login",
+        description="Stop NAME and remove its routes and credentials. The checkout and the "
+        "volumes are kept unless --purge.",
+    )
+    parser.add_argument("name", metavar="NAME")
+    parser.add_argument("--purge", action="store_true",
+                        help="also remove the checkout, volumes and built images")
+    parser.add_argument("--config", metavar="FILE",
+                        help="main config file (default: ./vhostd.toml when present)")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config or default_config_path())
+    record = undeploy_project(config, args.name, purge=args.purge)
+    kept = "" if args.purge else f" (checkout kept in {record.checkout})"
+    print(f"undeployed {record.name}{kept}")
+    return 0
