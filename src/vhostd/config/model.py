@@ -83,7 +83,7 @@ class ServerSettings:
     max_headers: int = 100
     max_body_size: int | None = None
     shutdown_grace: float = 10.0
-    upstream_keepalive: int = 32  # idle pooled connections kept per backend
+    upstream_keepalive: int = 256  # idle pooled connections kept per backend (Traefik: 200)
 
 
 @dataclass(frozen=True, slots=True)

@@ -506,7 +506,7 @@ class ClientConnection(asyncio.Protocol):
         self.upstream = None
         reusable = (
             conn.message_complete or self.no_body
-        ) and conn.parser.should_keep_alive() and request.complete and not self.until_close
+        ) and conn.keep_alive and request.complete and not self.until_close
         if reusable and not conn.closed:
             if self.writing_paused:
                 conn.transport.resume_reading()

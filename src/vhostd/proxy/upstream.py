@@ -42,6 +42,7 @@ class UpstreamConnection(asyncio.Protocol):
         "headers",
         "reason",
         "message_complete",
+        "keep_alive",
         "got_bytes",
         "idle_timer",
         "closed",
@@ -57,6 +58,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.headers: list[tuple[bytes, bytes]] = []
         self.reason = b""
         self.message_complete = False
+        self.keep_alive = False
         self.got_bytes = False
         self.idle_timer: asyncio.TimerHandle | None = None
         self.closed = False
@@ -99,6 +101,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        # llhttp forgets this once the message is complete, so read it now
+        self.keep_alive = self.parser.should_keep_alive()
         if self.exchange is not None:
             self.exchange.on_upstream_head(self)
 
