@@ -3,7 +3,7 @@
 The data plane calls `gate.check(authorization, client_ip)` per request and gets ALLOW,
 DENY or BLOCKED at once, or a future resolving to one when a password must be hashed.
 
-- Hot path: a credential verified once is remembered by a keyed BLAKE2b digest of the
+- Hot path: a credential verified once is remembered by a keyed BLAKE2s digest of the
   header value (random per-process key), so the cache holds no password or replayable
   secret and a hit is one digest plus a dict lookup.
 - The cache lives in a `UserTable`, one per htpasswd content; tables are shared across
@@ -63,9 +63,15 @@ def _hash_executor() -> ThreadPoolExecutor:
     return _executor
 
 
+# Copying a keyed state is ~3x cheaper than building one with key= on every request.
+_DIGEST_STATE = hashlib.blake2s(key=_DIGEST_KEY, digest_size=16)
+
+
 def credential_digest(authorization: bytes) -> bytes:
     """The cache key of an Authorization value: keyed, so it cannot be replayed or reversed."""
-    return hashlib.blake2b(authorization, key=_DIGEST_KEY, digest_size=16).digest()
+    state = _DIGEST_STATE.copy()
+    state.update(authorization)
+    return state.digest()
 
 
 def parse_basic(authorization: bytes) -> tuple[str, bytes] | None:
