@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -88,13 +89,16 @@ class Response:
         return json.loads(self.body)
 
 
+# Bytes read past an upgrade response, handed to whoever reads the socket next.
+_PENDING: weakref.WeakKeyDictionary[socket.socket, bytes] = weakref.WeakKeyDictionary()
+
+
 def read_response(sock: socket.socket, head_request: bool = False, timeout: float = 10.0) -> Response:
     """Read exactly one response from `sock` (keeps the connection usable)."""
     sock.settimeout(timeout)
     response = Response()
     parser = httptools.HttpResponseParser(response)
-    pending = getattr(sock, "_vh_pending", b"")
-    sock._vh_pending = b""  # type: ignore[attr-defined]
+    pending = _PENDING.pop(sock, b"")
     while True:
         data = pending or sock.recv(65536)
         pending = b""
@@ -107,7 +111,7 @@ def read_response(sock: socket.socket, head_request: bool = False, timeout: floa
         except httptools.HttpParserUpgrade as exc:
             response.status = parser.get_status_code()
             response.upgraded = True
-            sock._vh_pending = data[exc.args[0] :]  # type: ignore[attr-defined]
+            _PENDING[sock] = data[exc.args[0] :]
             return response
         response.status = parser.get_status_code() if response.headers or response.complete else 0
         if head_request and response.headers is not None and _head_done(data):
