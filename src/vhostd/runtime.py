@@ -129,7 +129,7 @@ class Runtime:
         delay = 0.5
         while True:
             try:
-                await runner(self.config, pipeline.publish)
+                await runner(self.config, lambda snapshot: self._publish(pipeline, snapshot))
                 return
             except asyncio.CancelledError:
                 raise
@@ -137,6 +137,10 @@ class Runtime:
                 log.exception("provider %s failed; restarting in %.1fs", name, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
+
+    @staticmethod
+    def _publish(pipeline: RoutePipeline, snapshot: Snapshot) -> None:
+        pipeline.publish(snapshot)
 
     def reload(self, pipeline: RoutePipeline) -> None:
         """SIGHUP: re-read the main config's sites; keep running on the old ones if broken."""
@@ -198,6 +202,6 @@ def serve(config: Config, config_path: str | None) -> None:
             pid, status = os.wait()
         except ChildProcessError:
             break
-        worker = children.pop(pid, None)
-        if worker is not None and os.waitstatus_to_exitcode(status) not in (0, -signal.SIGTERM):
+        worker = children.pop(pid, -1)
+        if worker >= 0 and os.waitstatus_to_exitcode(status) not in (0, -signal.SIGTERM):
             print(f"vhostd: worker {worker} exited ({status})", file=sys.stderr)

@@ -39,7 +39,7 @@ def bind_socket(address: str, reuse_port: bool = False) -> socket.socket:
 async def start_listeners(
     ctx: ProxyContext, sockets: list[socket.socket]
 ) -> list[asyncio.AbstractServer]:
-    servers = []
+    servers: list[asyncio.AbstractServer] = []
     for sock in sockets:
         server = await ctx.loop.create_server(lambda: ClientConnection(ctx), sock=sock)
         servers.append(server)
