@@ -43,12 +43,12 @@ def project_hosts(name: str, hosts: Iterable[str], domain: str) -> tuple[str, ..
     """The hosts given on the command line (validated), else `<name>.<domain>`."""
     chosen = tuple(dict.fromkeys(h.strip() for h in hosts if h.strip())) or (f"{name}.{domain}",)
     for host in chosen:
+        if "," in host:  # labels and vhost.toml strings hold comma lists
+            raise VhostdError(f"--host {host!r}: give one host per --host")
         try:
             parse_host_pattern(host)
         except ValueError as exc:
             raise VhostdError(f"--host {host!r}: {exc}") from None
-        if "," in host:
-            raise VhostdError(f"--host {host!r}: give one host per --host")
     return chosen
 
 
