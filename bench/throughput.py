@@ -45,6 +45,7 @@ def run_throughput(
     taskset: str | None,
     raw_log: Path,
     progress: bool = True,
+    sizes: Sequence[str] = tuple(SIZES),
 ) -> dict[str, dict[str, dict[str, float | int]]]:
     """{target: {size: median figures}} after load.repeats interleaved rounds."""
     runs: dict[tuple[str, str], list[WrkResult]] = {}
@@ -64,10 +65,10 @@ def run_throughput(
 
     if load.warmup_s > 0:  # fill pools, JIT-free but caches and allocators warm up too
         for target in targets:
-            for size in SIZES:
+            for size in sizes:
                 one(target, size, load.warmup_s)
     for round_index in range(load.repeats):
-        for size in SIZES:
+        for size in sizes:
             for target in rotation(targets, round_index):
                 result = one(target, size, load.duration_s)
                 runs.setdefault((target.name, size), []).append(result)
@@ -80,7 +81,7 @@ def run_throughput(
                     )
     summary: dict[str, dict[str, dict[str, float | int]]] = {}
     for target in targets:
-        summary[target.name] = {size: median_result(runs[(target.name, size)]) for size in SIZES}
+        summary[target.name] = {size: median_result(runs[(target.name, size)]) for size in sizes}
     return summary
 
 

@@ -1,0 +1,158 @@
+"""`python -m bench.profile`: where vhostd spends its time under wrk load (py-spy).
+
+Starts the origin and vhostd, loads it with wrk, samples it with py-spy, and prints the
+functions with the largest share of samples, by self time and including callees. The
+flame graph and the collapsed stacks go to bench/results/ (not committed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from bench import configs
+from bench.lab import Lab
+from bench.processes import pinned
+from bench.tools import ensure_tools
+from bench.wrk import run_wrk, wrk_command
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def frame_name(frame: str) -> str:
+    """`on_body (vhostd/proxy/client.py:123)` → `on_body (vhostd/proxy/client.py)`."""
+    name, _, where = frame.partition(" (")
+    path = where.rstrip(")").rsplit(":", 1)[0]
+    for marker in ("/site-packages/", "/src/", "/lib/python3"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+            break
+    return f"{name} ({path})" if path else name
+
+
+def summarise_collapsed(lines: list[str]) -> tuple[int, Counter[str], Counter[str]]:
+    """(total samples, self samples per function, inclusive samples per function).
+
+    Only the event-loop thread counts: helper threads (file watcher, executor) block in C
+    calls that py-spy cannot always tell from work, and they are not the request path.
+    """
+    total = 0
+    self_counts: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    for line in lines:
+        stack, _, count_text = line.rstrip().rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        if "Thread._bootstrap" in stack:
+            continue
+        count = int(count_text)
+        total += count
+        frames = [frame_name(f) for f in stack.split(";") if f]
+        if not frames:
+            continue
+        self_counts[frames[-1]] += count
+        for name in set(frames):
+            inclusive[name] += count
+    return total, self_counts, inclusive
+
+
+def format_top(total: int, counts: Counter[str], limit: int) -> str:
+    return "\n".join(f"{100 * n / total:6.1f}%  {name}" for name, n in counts.most_common(limit))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
+    parser.add_argument("--duration", type=int, default=15, help="seconds of load (15)")
+    parser.add_argument("--path", default=configs.SMALL_PATH, help="/small or /64k")
+    parser.add_argument("--auth", action="store_true", help="profile the basic-auth host")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--native", action="store_true", help="py-spy --native (C frames)")
+    args = parser.parse_args(argv)
+    tools = ensure_tools()
+    if tools.py_spy is None:
+        raise SystemExit("py-spy is missing (pip install -e '.[bench]')")
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    stem = f"profile-{args.path.strip('/')}{'-auth' if args.auth else ''}"
+    collapsed = RESULTS_DIR / f"{stem}.txt"
+    with Lab(tools, Path(tempfile.mkdtemp(prefix="vhostd-profile-")), "0") as lab:
+        lab.start_origin()
+        plain, auth = lab.start_vhostd()
+        target = auth if args.auth else plain
+        assert target.proc is not None
+        argv_wrk = wrk_command(
+            tools.wrk,
+            target.port,
+            args.path,
+            target.host,
+            args.duration + 2,
+            args.connections,
+            1,
+            target.headers,
+        )
+        load = subprocess.Popen(
+            pinned(argv_wrk, "1", tools.taskset),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        time.sleep(1)  # let the load reach steady state before sampling
+        record = [
+            tools.py_spy,
+            "record",
+            "--pid",
+            str(target.proc.pid),
+            "--duration",
+            str(args.duration),
+            "--rate",
+            "250",
+            "--format",
+            "raw",
+            "-o",
+            str(collapsed),
+        ]
+        if args.native:
+            record.append("--native")
+        subprocess.run(record, check=True, capture_output=True)
+        output, _ = load.communicate(timeout=60)
+        # a second, unprofiled run shows what sampling itself costs
+        unprofiled = run_wrk(
+            pinned(
+                wrk_command(
+                    tools.wrk,
+                    target.port,
+                    args.path,
+                    target.host,
+                    5,
+                    args.connections,
+                    1,
+                    target.headers,
+                ),
+                "1",
+                tools.taskset,
+            )
+        )
+    from bench.wrk import parse_report
+
+    profiled = parse_report(output)
+    total, self_counts, inclusive = summarise_collapsed(collapsed.read_text().splitlines())
+    print(
+        f"vhostd {args.path}{' (auth)' if args.auth else ''}: "
+        f"{profiled.requests_per_s:.0f} req/s while sampled, "
+        f"{unprofiled.requests_per_s:.0f} req/s unsampled; {total} samples"
+    )
+    print("\nself time (the function itself):")
+    print(format_top(total, self_counts, args.top))
+    print("\nincluding callees:")
+    print(format_top(total, inclusive, args.top))
+    print(f"\ncollapsed stacks: {collapsed}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""The benchmark's pure parts: wrk report parsing, aggregation, ratios, templates, profiles."""
+
+from __future__ import annotations
+
+import pytest
+from bench.lab import Target
+from bench.profile import frame_name, summarise_collapsed
+from bench.route_change import site_file_text, summarise_ms
+from bench.throughput import add_ratios, rotation
+from bench.wrk import WrkResult, median_result, parse_report, wrk_command
+
+from bench import configs, report
+
+WRK_OUTPUT = """Running 2s test @ http://127.0.0.1:8080/small
+  1 threads and 64 connections
+  Latency Distribution
+     50%    1.20ms
+     99%    4.51ms
+  40000 requests in 2.00s, 5.00MB read
+Requests/sec:  20000.00
+BENCH_JSON {"requests":40000,"duration_us":2000000,"bytes":5000000,"connect_errors":0,"read_errors":1,"write_errors":0,"status_errors":3,"timeouts":2,"p50_us":1200,"p90_us":2500,"p99_us":4510,"max_us":9000,"mean_us":1300.5}
+"""
+
+
+def test_parse_report_reads_the_json_line_exactly() -> None:
+    result = parse_report(WRK_OUTPUT)
+    assert result.requests == 40000
+    assert result.requests_per_s == pytest.approx(20000.0)
+    assert (result.p50_ms, result.p90_ms, result.p99_ms, result.max_ms) == (1.2, 2.5, 4.51, 9.0)
+    assert result.errors == 6  # read + timeout + non-2xx
+    assert result.status_errors == 3
+
+
+def test_parse_report_without_json_line_is_an_error() -> None:
+    with pytest.raises(ValueError, match="BENCH_JSON"):
+        parse_report("unable to connect to 127.0.0.1:1 Connection refused\n")
+
+
+def test_wrk_command_is_bounded_loopback_with_whole_seconds() -> None:
+    argv = wrk_command("wrk", 8080, "/small", "a.test", 2.4, 64, 1, {"Authorization": "Basic x"})
+    assert argv[-1] == "http://127.0.0.1:8080/small"
+    assert "-d2s" in argv and "-c64" in argv and "--latency" in argv
+    assert argv[argv.index("-H") + 1] == "Host: a.test"
+    assert "Authorization: Basic x" in argv
+    assert "-d1s" in wrk_command("wrk", 1, "/", "h", 0.2, 1)
+
+
+def _result(rps: float, p99: float, errors: int = 0) -> WrkResult:
+    return WrkResult(100, 1.0, rps, 1.0, 2.0, p99, 9.0, errors, 0)
+
+
+def test_median_result_takes_medians_and_sums_errors() -> None:
+    summary = median_result([_result(100, 5), _result(300, 1, errors=2), _result(200, 3)])
+    assert summary["requests_per_s"] == 200
+    assert summary["p99_ms"] == 3
+    assert summary["errors"] == 2
+    assert summary["runs"] == 3
+    with pytest.raises(ValueError):
+        median_result([])
+
+
+def test_rotation_starts_each_round_one_target_later() -> None:
+    targets = [Target(name, 1, None) for name in "abc"]
+    assert [t.name for t in rotation(targets, 0)] == ["a", "b", "c"]
+    assert [t.name for t in rotation(targets, 1)] == ["b", "c", "a"]
+    assert [t.name for t in rotation(targets, 4)] == ["b", "c", "a"]
+    assert rotation([], 3) == []
+
+
+def test_add_ratios_relative_to_nginx() -> None:
+    summary = {
+        "nginx": {"12B": {"requests_per_s": 200.0, "p99_ms": 2.0}},
+        "vhostd": {"12B": {"requests_per_s": 250.0, "p99_ms": 3.0}},
+    }
+    add_ratios(summary, "nginx")
+    assert summary["vhostd"]["12B"]["ratio_to_nginx"] == 1.25
+    assert summary["vhostd"]["12B"]["p99_ratio_to_nginx"] == 1.5
+    assert summary["nginx"]["12B"]["ratio_to_nginx"] == 1.0
+    add_ratios(summary, "haproxy")  # absent reference: nothing added, nothing raised
+    assert "ratio_to_haproxy" not in summary["vhostd"]["12B"]
+
+
+def test_throughput_table_has_a_row_per_target_and_size() -> None:
+    summary = {
+        "nginx": {
+            "12B": {"requests_per_s": 200.0, "p50_ms": 1.0, "p99_ms": 2.0, "errors": 0},
+            "64KiB": {"requests_per_s": 100.0, "p50_ms": 1.0, "p99_ms": 2.0, "errors": 0},
+        },
+        "vhostd": {"12B": {"requests_per_s": 250.0, "p50_ms": 1.0, "p99_ms": 3.0, "errors": 1}},
+    }
+    add_ratios(summary, "nginx")
+    table = report.throughput_table(summary)
+    rows = [line.split() for line in table.splitlines()[2:] if line.strip()]
+    assert ["vhostd", "12B", "250", "1.00", "3.00", "1", "1.25", "1.50"] in rows
+    assert len(rows) == 3
+
+
+def test_render_fills_placeholders_and_rejects_unknown_ones() -> None:
+    assert configs.render("listen {{port}}; x $host;", {"port": 81}) == "listen 81; x $host;"
+    with pytest.raises(KeyError, match="origin_port"):
+        configs.render("{{origin_port}}", {})
+
+
+def test_origin_bodies_are_12_bytes_and_64_kib(tmp_path) -> None:
+    configs.write_origin_files(tmp_path)
+    assert len((tmp_path / "small").read_bytes()) == 12
+    assert len((tmp_path / "64k").read_bytes()) == 64 * 1024
+
+
+def test_route_change_summary_counts_misses() -> None:
+    assert summarise_ms([0.010, None, 0.030, 0.020]) == {
+        "samples": 4,
+        "missed": 1,
+        "median_ms": 20.0,
+        "max_ms": 30.0,
+    }
+    assert summarise_ms([None])["median_ms"] is None
+    assert 'hosts = ["a.test"]' in site_file_text("a", "a.test", 9)
+
+
+def test_profile_summary_counts_event_loop_samples_only() -> None:
+    lines = [
+        "main (vhostd/cli/main.py:10);data_received (/x/src/vhostd/proxy/client.py:5) 30",
+        "main (vhostd/cli/main.py:10);_flush (/x/src/vhostd/proxy/client.py:9) 10",
+        "Thread._bootstrap (threading.py:1);_worker (concurrent/futures/thread.py:2) 99",
+    ]
+    total, self_counts, inclusive = summarise_collapsed(lines)
+    assert total == 40
+    assert self_counts["data_received (vhostd/proxy/client.py)"] == 30
+    assert inclusive["main (vhostd/cli/main.py)"] == 40
+    assert frame_name("f (/usr/lib/python3.11/site-packages/uvloop/__init__.py:3)") == (
+        "f (uvloop/__init__.py)"
+    )
