@@ -103,6 +103,7 @@ def test_repeated_failures_block_one_client_only() -> None:
         for attempt in range(10):
             assert await settle(gate.check(basic("alice", f"guess{attempt}"), "127.0.0.1")) == DENY
         assert gate.check(basic("alice", "wonderland"), "127.0.0.1") == BLOCKED
+        assert gate.retry_after("127.0.0.1") == 60 and gate.retry_after("127.0.0.2") == 0
         assert gate.check(basic("alice", "guess"), "127.0.0.1") == BLOCKED
         # Others are not slowed, and a credential already verified still passes.
         assert await settle(gate.check(basic("alice", "wonderland"), "127.0.0.2")) == ALLOW

@@ -89,3 +89,15 @@ def test_client_key_groups_ipv6_by_64_and_unmaps_ipv4() -> None:
     assert client_key("2001:db8:1:2::1") != client_key("2001:db8:1:3::1")
     assert client_key("::ffff:192.0.2.7") == "192.0.2.7"
     assert client_key("fe80::1%eth0") == client_key("fe80::2")
+
+
+def test_retry_after_counts_down_and_fail_reports_the_blocking_failure() -> None:
+    failures, clock = table(limit=2, cooldown=30)
+    assert failures.retry_after("a") == 0
+    assert failures.fail("a") is False
+    assert failures.fail("a") is True
+    assert failures.retry_after("a") == 30
+    clock.now += 12.5
+    assert failures.retry_after("a") == 18
+    clock.now += 18
+    assert failures.retry_after("a") == 0

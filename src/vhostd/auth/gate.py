@@ -214,7 +214,8 @@ class AuthGate:
             return BLOCKED
         parsed = parse_basic(authorization)
         if parsed is None:
-            failures.fail(key)
+            if failures.fail(key):
+                _log_blocked(key, failures)
             return DENY
         user, password = parsed
         digest = credential_digest(authorization)
@@ -229,6 +230,19 @@ class AuthGate:
         verdict: asyncio.Future[int] = loop.create_future()
         running.add_done_callback(partial(_resolve, verdict))
         return verdict
+
+    def retry_after(self, client_ip: str) -> int:
+        """Seconds a BLOCKED client should wait (for the 429's Retry-After header)."""
+        return self._failures.retry_after(client_key(client_ip))
+
+
+def _log_blocked(key: str, failures: FailureTable) -> None:
+    log.warning(
+        "%s: %d failed logins; refusing its logins for %.0fs",
+        key,
+        failures.limit,
+        failures.cooldown,
+    )
 
 
 def _address_in(client_ip: str, networks: tuple[Network, ...]) -> bool:
@@ -268,7 +282,8 @@ def _settle(
     ok = _verified(running)
     if ok:
         users.remember(digest, user)
-    failures.end(key, failed=not ok)
+    if failures.end(key, failed=not ok):
+        _log_blocked(key, failures)
 
 
 def _resolve(verdict: asyncio.Future[int], running: asyncio.Future[bool]) -> None:

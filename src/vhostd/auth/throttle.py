@@ -88,6 +88,13 @@ class FailureTable:
             return True
         return record.failures + record.in_flight >= self.limit
 
+    def retry_after(self, key: str) -> int:
+        """Whole seconds until `key` may try again (0 when it is not blocked)."""
+        record = self._current(key, self.clock())
+        if record is None or not record.blocked_until:
+            return 0
+        return max(1, int(record.blocked_until - self.clock() + 0.999))
+
     def begin(self, key: str) -> None:
         """A verification for `key` starts (counts against the limit until it ends)."""
         now = self.clock()
@@ -97,23 +104,30 @@ class FailureTable:
             self._evict()
         record.in_flight += 1
 
-    def end(self, key: str, failed: bool) -> None:
-        """The verification begun for `key` is over; `failed` when the password was wrong."""
+    def end(self, key: str, failed: bool) -> bool:
+        """The verification begun for `key` is over; `failed` when the password was wrong.
+
+        Returns True when this failure blocked the client.
+        """
         now = self.clock()
         record = self._clients.get(key)
         if record is None:  # evicted meanwhile
             if not failed:
-                return
+                return False
             record = self._clients[key] = _ClientRecord(window_start=now)
             self._evict()
         record.in_flight = max(0, record.in_flight - 1)
         if failed:
-            self.fail(key, record, now)
-        elif not record.failures and not record.in_flight and not record.blocked_until:
+            return self.fail(key, record, now)
+        if not record.failures and not record.in_flight and not record.blocked_until:
             del self._clients[key]
+        return False
 
-    def fail(self, key: str, record: _ClientRecord | None = None, now: float | None = None) -> None:
-        """Count one failure for `key` (a wrong password or a malformed credential)."""
+    def fail(self, key: str, record: _ClientRecord | None = None, now: float | None = None) -> bool:
+        """Count one failure for `key` (a wrong password or a malformed credential).
+
+        Returns True when this failure blocked the client.
+        """
         now = self.clock() if now is None else now
         if record is None:
             record = self._current(key, now)
@@ -123,9 +137,11 @@ class FailureTable:
         if not record.failures:
             record.window_start = now
         record.failures += 1
+        self._clients.move_to_end(key)
         if record.failures >= self.limit and not record.blocked_until:
             record.blocked_until = now + self.cooldown
-        self._clients.move_to_end(key)
+            return True
+        return False
 
     def _evict(self) -> None:
         while len(self._clients) > self.max_clients:
