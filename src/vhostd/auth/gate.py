@@ -221,7 +221,7 @@ class AuthGate:
         digest = credential_digest(authorization)
         loop = asyncio.get_running_loop()
         running = self.users.pending.get(digest)
-        if running is None:
+        if running is None or running.get_loop() is not loop:
             # Several connections of one browser send the same credential at once: hash once.
             failures.begin(key)
             running = loop.run_in_executor(_hash_executor(), self.users.verify, user, password)
