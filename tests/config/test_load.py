@@ -261,3 +261,20 @@ def test_one_bad_site_leaves_the_others() -> None:
 
 def test_empty_site_file_is_fine() -> None:
     assert parse_sites("# nothing yet\n", "s.toml") == ((), ())
+
+
+def test_inline_site_array_points_at_its_key() -> None:
+    text = '# sites\n\nsite = [{name = "a", hosts = "a.test", backends = ["h:1"], bogus = 1}]\n'
+    _sites, problems = parse_sites(text, "s.toml")
+    assert [(p.where, p.reason) for p in problems] == [
+        ("s.toml:3", "unknown key 'bogus' in [[site]]")
+    ]
+
+
+def test_header_text_inside_a_multiline_string_is_not_a_header(tmp_path: Path) -> None:
+    text = (
+        '[server]\nbogus = """\n[[site]]\n"""\n\n[[site]]\nname = "a"\nhosts = "a.test"\n'
+        'backends = ["h:1"]\nfirst_byte_timeout = "x"\n'
+    )
+    _config, problems = read_config(write(tmp_path, text))
+    assert [p.where.rsplit(":", 1)[1] for p in problems] == ["2", "10"]

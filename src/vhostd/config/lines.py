@@ -70,6 +70,8 @@ class TomlLines:
                 return found
         if table:
             found = self.table(table, nth)
+            if found is None:  # written inline: `site = [{...}]`
+                found = self.key("", table)
             if found is not None:
                 return found
         return 1
