@@ -159,7 +159,8 @@ class Lab:
         argv = [self.tools.vhostd, "serve", "--config", str(conf), "--log-level", "warning"]
         if workers != 1:
             argv += ["--workers", str(workers)]
-        proc = self._spawn(name, argv)
+        # several workers need several cores: only a single-process vhostd is pinned
+        proc = self._spawn(name, argv, pin=workers == 1)
         plain = self._ready(Target(name, port, proc, admin_port=admin_port))
         token = base64.b64encode(f"{AUTH_USER}:{AUTH_PASSWORD}".encode()).decode()
         auth = self._ready(

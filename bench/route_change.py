@@ -91,6 +91,43 @@ def file_route_latency(
     return summarise_ms(samples)
 
 
+def all_workers_latency(
+    port: int,
+    sites_dir: Path,
+    origin_port: int,
+    repeats: int,
+    streak: int = 50,
+    timeout: float = 5.0,
+) -> dict[str, float | int | None]:
+    """With several workers: write → the moment no fresh connection gets a non-200 any more.
+
+    Each poll opens a new connection, which SO_REUSEPORT hands to a worker by its address
+    hash, so `streak` 200s in a row mean every worker (very likely) has the route; the
+    sample is the time of the first 200 of that streak.
+    """
+    samples: list[float | None] = []
+    for index in range(repeats):
+        name = f"route-workers-{index}-{time.monotonic_ns()}"
+        host = f"{name}.bench.local"
+        written_at = time.monotonic()
+        (sites_dir / f"{name}.toml").write_text(site_file_text(name, host, origin_port))
+        streak_start: float | None = None
+        in_a_row = 0
+        while in_a_row < streak and time.monotonic() < written_at + timeout:
+            poller = Poller(port, host, "/small")
+            now = time.monotonic()
+            if poller.status() == 200:
+                streak_start = now if in_a_row == 0 else streak_start
+                in_a_row += 1
+            else:
+                in_a_row = 0
+                time.sleep(POLL_PAUSE_S)
+            poller.close()
+        converged = in_a_row >= streak and streak_start is not None
+        samples.append(streak_start - written_at if converged and streak_start else None)
+    return summarise_ms(samples)
+
+
 def timed_until_200(
     port: int, host: str, path: str, action: Callable[[], object], timeout: float
 ) -> float | None:

@@ -34,7 +34,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, help="interleaved rounds (default 3, quick 1)")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections (64)")
     parser.add_argument("--only", help="comma list of proxies (default: all)")
-    parser.add_argument("--workers", default="", help="also bench `vhostd --workers N`, e.g. 2")
+    parser.add_argument(
+        "--workers", help="also bench `vhostd --workers N`, comma list (default: 2, quick: none)"
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin proxy/wrk to cores")
     parser.add_argument("--no-docker", action="store_true", help="skip the Docker measurements")
     parser.add_argument("--idle-connections", type=int, help="memory test (default 10000)")
@@ -86,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     idle_connections = args.idle_connections or (1000 if quick else 10000)
     names = [n for n in (args.only.split(",") if args.only else PROXIES) if n]
-    workers = [int(w) for w in args.workers.split(",") if w.strip()]
+    workers_text = args.workers if args.workers is not None else ("" if quick else "2")
+    workers = [int(w) for w in workers_text.split(",") if w.strip()]
 
     tools = ensure_tools()
     proxy_cpus, wrk_cpus = choose_cpus(args.no_pin, tools)
@@ -96,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     raw_dir = RESULTS_DIR / f"run-{stamp}"
     raw_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
+    load_before = [round(x, 2) for x in os.getloadavg()]  # other work on the machine skews all
     problems: dict[str, str] = {}
     extras: dict[str, Any] = {}
 
@@ -122,6 +126,14 @@ def main(argv: list[str] | None = None) -> int:
                 lab.origin_port,
                 repeats=3 if quick else 10,
             )
+        for target in targets:
+            if target.name.startswith("vhostd-w"):
+                extras[f"route_change_file_{target.name}"] = route_change.all_workers_latency(
+                    target.port,
+                    run_dir / "vhostd-sites.d",
+                    lab.origin_port,
+                    repeats=3 if quick else 10,
+                )
         memory_targets = (
             [vhostd] if quick and vhostd else [t for t in proxies if not t.name.endswith("+auth")]
         )
@@ -146,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             "platform": platform.platform(),
             "python": platform.python_version(),
         },
+        "load_average_before_after": [load_before, [round(x, 2) for x in os.getloadavg()]],
         "settings": {
             **load.__dict__,
             "proxy_cpus": proxy_cpus,

@@ -117,6 +117,9 @@ def median_result(results: Sequence[WrkResult]) -> dict[str, float | int]:
     return {
         "runs": len(results),
         "requests_per_s": round(statistics.median(r.requests_per_s for r in results), 1),
+        # the spread across rounds shows how noisy the machine was
+        "requests_per_s_min": round(min(r.requests_per_s for r in results), 1),
+        "requests_per_s_max": round(max(r.requests_per_s for r in results), 1),
         "p50_ms": round(statistics.median(r.p50_ms for r in results), 3),
         "p90_ms": round(statistics.median(r.p90_ms for r in results), 3),
         "p99_ms": round(statistics.median(r.p99_ms for r in results), 3),
