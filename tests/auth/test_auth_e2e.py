@@ -203,3 +203,15 @@ def test_unknown_users_are_answered_as_slowly_as_known_ones(origin, make_proxy):
         unknown.append(timed(basic(f"nobody{attempt}", "wrong"), "127.0.0.31"))
     ratio = statistics.median(unknown) / statistics.median(known)
     assert 0.6 < ratio < 1.6, (known, unknown)
+
+
+def test_a_per_path_file_protects_only_that_path(origin, make_proxy):
+    from vhostd.auth.gate import path_credentials_name
+
+    proxy = make_proxy([site(origin, paths=["/", "/admin"])])
+    name = path_credentials_name(HOST, "/admin")  # nginx-proxy: <host>_<sha1(path)>
+    write_htpasswd(proxy, name, [htpasswd_line(["-B", "-C", "4"], "root", "pw")])
+    wait_for(lambda: get(proxy, path="/admin/x").status == 401)
+    assert get(proxy, path="/echo").status == 200
+    assert get(proxy, path="/admin/x", auth=basic("root", "pw")).status == 404  # the origin's
+    assert origin.received[-1].target == "/admin/x"
