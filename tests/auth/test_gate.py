@@ -90,7 +90,9 @@ def test_wrong_unknown_missing_and_malformed_credentials_are_denied() -> None:
         ):
             assert gate.check(header, "127.0.0.1") == DENY
         # A wrong password is never cached: the next try is hashed again.
-        assert isinstance(gate.check(basic("alice", "wrong"), "127.0.0.1"), asyncio.Future)
+        again = gate.check(basic("alice", "wrong"), "127.0.0.1")
+        assert isinstance(again, asyncio.Future)
+        assert await again == DENY
 
     asyncio.run(scenario())
 
@@ -297,3 +299,19 @@ def test_hashing_does_not_block_the_event_loop() -> None:
 
     hashing, longest_gap = asyncio.run(scenario())
     assert longest_gap < hashing / 3, (hashing, longest_gap)
+
+
+def test_a_flood_from_many_addresses_cannot_queue_unbounded_hashing(monkeypatch) -> None:
+    import vhostd.auth.gate as gate_module
+
+    monkeypatch.setattr(gate_module, "MAX_HASHES_IN_FLIGHT", gate_module._hashes_in_flight + 8)
+
+    async def scenario() -> None:
+        gate = gate_for()
+        verdicts = [gate.check(basic("alice", f"g{n}"), f"127.0.1.{n}") for n in range(20)]
+        assert sum(isinstance(v, asyncio.Future) for v in verdicts) == 8
+        assert verdicts[8:] == [BLOCKED] * 12
+        assert [await settle(v) for v in verdicts[:8]] == [DENY] * 8
+        assert await settle(gate.check(basic("alice", "wonderland"), "127.0.2.1")) == ALLOW
+
+    asyncio.run(scenario())

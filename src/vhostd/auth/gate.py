@@ -50,7 +50,10 @@ _DIGEST_KEY = secrets.token_bytes(32)  # per process: digests are useless elsewh
 Verdict = int | asyncio.Future[int]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+MAX_HASHES_IN_FLIGHT = 256  # process-wide: beyond it, new uncached logins get 429
+
 _executor: ThreadPoolExecutor | None = None
+_hashes_in_flight = 0
 _default_failures = FailureTable()
 
 
@@ -208,10 +211,11 @@ class AuthGate:
         return verdict
 
     def _check_slow(self, authorization: bytes, client_ip: str) -> Verdict:
+        global _hashes_in_flight
         key = client_key(client_ip)
         failures = self._failures
-        if failures.is_blocked(key):
-            return BLOCKED
+        if failures.is_blocked(key) or _hashes_in_flight >= MAX_HASHES_IN_FLIGHT:
+            return BLOCKED  # the cap keeps a many-address flood from queueing unbounded work
         parsed = parse_basic(authorization)
         if parsed is None:
             if failures.fail(key):
@@ -223,6 +227,7 @@ class AuthGate:
         running = self.users.pending.get(digest)
         if running is None or running.get_loop() is not loop:
             # Several connections of one browser send the same credential at once: hash once.
+            _hashes_in_flight += 1
             failures.begin(key)
             running = loop.run_in_executor(_hash_executor(), self.users.verify, user, password)
             self.users.pending[digest] = running
@@ -278,6 +283,8 @@ def _settle(
     key: str,
     running: asyncio.Future[bool],
 ) -> None:
+    global _hashes_in_flight
+    _hashes_in_flight -= 1
     users.pending.pop(digest, None)
     ok = _verified(running)
     if ok:
