@@ -74,6 +74,7 @@ def compose_stop(config: Config, record: ProjectRecord, compose_file: str, purge
     extra = ["-v", "--rmi", "local"] if purge else []
     run([*_compose_files(config, record, compose_file), "down", "--remove-orphans", *extra],
         "compose down", cwd=record.checkout, echo=True)
+    _unlink(override_path(config.deploy.projects_dir, record.name))  # needed by down, not after
 
 
 # ---- dockerfile ----------------------------------------------------------------------------

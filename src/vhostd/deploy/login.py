@@ -9,7 +9,9 @@ remove exactly that: the user, and the file too when the deploy created it and i
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+import secrets
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 from vhostd.auth.store import add_user, credentials_path, generate_password, list_users, remove_user
 from vhostd.errors import VhostdError
@@ -66,3 +68,20 @@ def remove_login(htpasswd_dir: str, targets: Iterable[str], user: str,
                 os.unlink(credentials_path(htpasswd_dir, target))
             except FileNotFoundError:
                 pass
+
+
+@contextmanager
+def probe_login(htpasswd_dir: str, targets: tuple[str, ...]) -> Iterator[tuple[str, str] | None]:
+    """A throwaway user on a protected site, so a redeploy that shows no password can still
+    check that the application (not just the login gate) answers; removed afterwards."""
+    if not targets:
+        yield None
+        return
+    user = f"vhostd-deploy-check-{secrets.token_hex(4)}"
+    password = generate_password()
+    try:
+        for target in targets:
+            add_user(htpasswd_dir, target, user, password, cost=4)  # lives for seconds only
+        yield user, password
+    finally:
+        remove_login(htpasswd_dir, targets, user, ())

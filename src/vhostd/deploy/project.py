@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from vhostd.config.model import Config
 from vhostd.deploy import checkout, detect, kinds
 from vhostd.deploy.commands import say, warn
-from vhostd.deploy.login import add_login, remove_login
+from vhostd.deploy.login import add_login, probe_login, remove_login
 from vhostd.deploy.state import (
     ProjectRecord,
     all_records,
@@ -155,17 +155,25 @@ def _deploy_steps(config: Config, request: DeployRequest, record: ProjectRecord,
     status = None
     probe_host = detect.probe_host(record.hosts)
     if request.wait and probe_host:
-        authorization = basic_authorization(request.auth_user, password) if password and request.auth_user else None
-        status = wait_until_answers(
-            config.server.listen[0], probe_host, authorization, request.timeout,
-            accept_unauthorized=authorization is None and bool(record.auth_targets),
-        )
+        status = _wait(config, record, password, request.timeout, probe_host)
     elif request.wait:
         warn("no exact host to check (only wildcard or regex hosts); not waiting for an answer")
     if previous_containers:
         say(f"==> removing the previous container(s): {', '.join(previous_containers)}")
         kinds.remove_containers(previous_containers)
     return password, status
+
+
+def _wait(config: Config, record: ProjectRecord, password: str | None, timeout: float,
+          probe_host: str) -> int:
+    """Wait for the site through the proxy, logged in when it is protected."""
+    listen = config.server.listen[0]
+    if password and record.auth_user:
+        known = basic_authorization(record.auth_user, password)
+        return wait_until_answers(listen, probe_host, known, timeout)
+    with probe_login(config.files.htpasswd_dir, record.auth_targets) as login:
+        probe = basic_authorization(*login) if login else None
+        return wait_until_answers(listen, probe_host, probe, timeout)
 
 
 def _start(config: Config, request: DeployRequest, record: ProjectRecord,

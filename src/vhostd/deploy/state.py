@@ -95,11 +95,10 @@ def save_record(projects_dir: str, record: ProjectRecord) -> None:
 
 
 def delete_record(projects_dir: str, name: str) -> None:
-    for path in (record_path(projects_dir, name), override_path(projects_dir, name)):
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
+    try:
+        os.unlink(record_path(projects_dir, name))
+    except FileNotFoundError:
+        pass
 
 
 def all_records(projects_dir: str) -> list[ProjectRecord]:

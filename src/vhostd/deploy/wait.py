@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import http.client
+import re
 import time
 
 from vhostd.deploy.commands import say
 from vhostd.errors import VhostdError
 
 POLL_INTERVAL_S = 0.25
+_INVISIBLE = re.compile(r"<(style|script|head)\b.*?</\1>", re.S | re.I)
+_TAG = re.compile(r"<[^>]*>")
 REQUEST_TIMEOUT_S = 5.0
 
 
@@ -34,6 +37,12 @@ def basic_authorization(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
+def page_text(body: str) -> str:
+    """The readable words of an HTML error page (vhostd's own pages say why in words)."""
+    body = _INVISIBLE.sub(" ", body)
+    return " ".join(_TAG.sub(" ", body).split())
+
+
 def probe(address: tuple[str, int], host: str, authorization: str | None) -> tuple[int, str]:
     """One GET / through the proxy: (status, first line of the body)."""
     connection = http.client.HTTPConnection(address[0], address[1], timeout=REQUEST_TIMEOUT_S)
@@ -44,15 +53,14 @@ def probe(address: tuple[str, int], host: str, authorization: str | None) -> tup
         connection.request("GET", "/", headers=headers)
         response = connection.getresponse()
         body = response.read(4096).decode("utf-8", "replace")
-        return response.status, " ".join(body.split())[:160]
+        return response.status, page_text(body)[:160]
     finally:
         connection.close()
 
 
-def wait_until_answers(listen: str, host: str, authorization: str | None,
-                       timeout: float, accept_unauthorized: bool = False) -> int:
+def wait_until_answers(listen: str, host: str, authorization: str | None, timeout: float) -> int:
     """Poll until the site answers below 500 (the proxy says 502/503/504 until it is routed
-    and up); returns the status. A 401 only counts when we hold no login for the site."""
+    and up) and not 401 (the login gate, not the application); returns the status."""
     address = proxy_address(listen)
     say(f"==> waiting for http://{host}/ to answer through vhostd at {address[0]}:{address[1]}")
     deadline = time.monotonic() + timeout
@@ -60,7 +68,7 @@ def wait_until_answers(listen: str, host: str, authorization: str | None,
     while True:
         try:
             status, body = probe(address, host, authorization)
-            if status < 500 and (status != 401 or accept_unauthorized):
+            if status < 500 and status != 401:
                 return status
             last = f"last answer {status}: {body}" if body else f"last answer {status}"
         except (OSError, http.client.HTTPException) as exc:
