@@ -116,8 +116,11 @@ def dockerfile_start(record: ProjectRecord, undo: UndoPush, port: int | None) ->
     return previous
 
 
-def remove_containers(names: list[str]) -> None:
+def remove_containers(names: list[str], grace: int = 10) -> None:
+    """Stop (SIGTERM, `grace` seconds) then remove: the Docker provider takes a stopping
+    container out of rotation while it finishes the requests it has."""
     if names:
+        run(["docker", "stop", "-t", str(grace), *names], "docker stop")
         run(["docker", "rm", "-f", *names], "docker rm")
 
 
@@ -149,6 +152,7 @@ def _vagrant_env(config: Config) -> dict[str, str]:
 def vagrant_prepare(record: ProjectRecord, undo: UndoPush, port: int | None) -> None:
     """Declare the hosts beside the Vagrantfile unless the repository already does."""
     path = os.path.join(record.checkout, DECLARATION_FILE)
+    _exclude_from_git(record.checkout, ".vagrant")  # Vagrant's machine data lives there
     if os.path.exists(path) and DECLARATION_FILE not in record.generated_files:
         say(f"    the repository declares its own {DECLARATION_FILE}; its hosts apply")
         return
