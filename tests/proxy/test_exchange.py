@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 
 from tests.support.vhostd import build_request, read_response
 
@@ -187,3 +188,35 @@ def test_backend_closing_idle_pooled_connections_costs_no_request(origin, make_p
         for _ in range(3):
             sock.sendall(build_request("GET", "/echo"))
             assert read_response(sock).status == 200
+
+
+class Slammer:
+    """A backend that accepts connections and closes them at once (a replica going away)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.accepted = 0
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            conn.close()
+
+
+def test_idempotent_requests_move_off_a_backend_that_drops_connections(origin, make_proxy):
+    slammer = Slammer()
+    try:
+        proxy = make_proxy([site(origin, backends=[slammer.url, origin.url])])
+        statuses = [proxy.request("/echo").status for _ in range(6)]
+        assert statuses == [200] * 6
+        assert slammer.accepted >= 1  # it was tried, and the request moved on
+    finally:
+        slammer.sock.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 from tests.support.vhostd import read_response, wait_for
 
 UPGRADE = (
@@ -48,3 +50,16 @@ def test_upgrade_refused_by_backend_is_a_normal_response(origin, make_proxy):
         response = read_response(sock)
         assert response.status == 200
         assert not response.upgraded
+
+
+def test_half_close_travels_through_the_tunnel(origin, make_proxy):
+    proxy = make_proxy([{"name": "a", "hosts": ["a.test"], "backends": [origin.url]}])
+    with proxy.connect() as sock:
+        sock.sendall(UPGRADE)
+        assert read_response(sock).status == 101
+        sock.sendall(b"last words")
+        sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert data == b"last words"

@@ -17,8 +17,6 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-import httptools
-
 VHOSTD = str(Path(sys.executable).with_name("vhostd"))
 
 
@@ -60,7 +58,7 @@ def wait_for(condition: Any, timeout: float = 10.0, interval: float = 0.02) -> A
 
 
 class Response:
-    """One parsed HTTP response read from a socket."""
+    """One HTTP response read from a socket."""
 
     def __init__(self) -> None:
         self.status = 0
@@ -75,56 +73,99 @@ class Response:
                 return value
         return None
 
-    # httptools callbacks
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name.decode("latin-1"), value.decode("latin-1")))
-
-    def on_body(self, body: bytes) -> None:
-        self.body += body
-
-    def on_message_complete(self) -> None:
-        self.complete = True
-
     def json(self) -> Any:
         return json.loads(self.body)
 
 
-# Bytes read past an upgrade response, handed to whoever reads the socket next.
+# Bytes read past the end of one response, handed to whoever reads the socket next.
 _PENDING: weakref.WeakKeyDictionary[socket.socket, bytes] = weakref.WeakKeyDictionary()
 
 
-def read_response(sock: socket.socket, head_request: bool = False, timeout: float = 10.0) -> Response:
-    """Read exactly one response from `sock` (keeps the connection usable)."""
-    sock.settimeout(timeout)
-    response = Response()
-    parser = httptools.HttpResponseParser(response)
-    pending = _PENDING.pop(sock, b"")
-    while True:
-        data = pending or sock.recv(65536)
-        pending = b""
-        if not data:
-            if response.status and not response.complete:
-                response.complete = True  # read-until-close body
-            break
+class _Reader:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = _PENDING.pop(sock, b"")
+
+    def fill(self) -> bool:
+        data = self.sock.recv(65536)
+        self.buffer += data
+        return bool(data)
+
+    def until(self, marker: bytes) -> bytes:
+        while marker not in self.buffer:
+            if not self.fill():
+                raise ConnectionError(f"closed before {marker!r}")
+        line, _, self.buffer = self.buffer.partition(marker)
+        return line
+
+    def exactly(self, size: int) -> bytes:
+        while len(self.buffer) < size:
+            if not self.fill():
+                raise ConnectionError("closed mid-body")
+        data, self.buffer = self.buffer[:size], self.buffer[size:]
+        return data
+
+    def rest(self) -> bytes:
         try:
-            parser.feed_data(data)
-        except httptools.HttpParserUpgrade as exc:
-            response.status = parser.get_status_code()
-            response.upgraded = True
-            _PENDING[sock] = data[exc.args[0] :]
+            while self.fill():
+                pass
+        except OSError:
+            pass
+        data, self.buffer = self.buffer, b""
+        return data
+
+    def keep(self) -> None:
+        if self.buffer:
+            _PENDING[self.sock] = self.buffer
+
+
+def read_response(sock: socket.socket, head_request: bool = False, timeout: float = 10.0) -> Response:
+    """Read exactly one final response from `sock`, keeping any bytes that follow it.
+
+    A body cut short by the peer closing is returned as read (complete = False).
+    """
+    sock.settimeout(timeout)
+    reader = _Reader(sock)
+    response = Response()
+    while True:
+        try:
+            head = reader.until(b"\r\n\r\n").decode("latin-1")
+        except ConnectionError:
             return response
-        response.status = parser.get_status_code() if response.headers or response.complete else 0
-        if head_request and response.headers is not None and _head_done(data):
-            response.status = parser.get_status_code()
-            return response
-        if response.complete:
+        lines = head.split("\r\n")
+        response.status = int(lines[0].split(" ", 2)[1])
+        response.headers = [
+            (k.strip(), v.strip()) for k, v in (line.split(":", 1) for line in lines[1:] if line)
+        ]
+        if response.status >= 200 or response.status == 101:
             break
-    response.status = parser.get_status_code()
+    if response.status == 101:
+        response.upgraded = True
+        reader.keep()
+        return response
+    length = response.header("content-length")
+    chunked = (response.header("transfer-encoding") or "").lower() == "chunked"
+    try:
+        if head_request or response.status in (204, 304):
+            pass
+        elif chunked:
+            while True:
+                size = int(reader.until(b"\r\n").split(b";")[0], 16)
+                if size == 0:
+                    reader.until(b"\r\n")
+                    break
+                response.body += reader.exactly(size)
+                reader.exactly(2)
+        elif length is not None:
+            response.body = reader.exactly(int(length))
+        else:
+            response.body = reader.rest()
+        response.complete = True
+    except ConnectionError:
+        response.body += reader.buffer
+        return response
+    reader.keep()
     return response
-
-
-def _head_done(data: bytes) -> bool:
-    return b"\r\n\r\n" in data
 
 
 class VhostdProcess:

@@ -95,6 +95,12 @@ class ClientConnection(asyncio.Protocol):
         if upstream is not None:
             upstream.abort() if not upstream.message_complete else upstream.close()
 
+    def eof_received(self) -> bool | None:
+        if self.tunnel is not None and self.tunnel.transport.can_write_eof():
+            self.tunnel.transport.write_eof()  # half-close travels through the tunnel
+            return True
+        return None
+
     def pause_writing(self) -> None:
         self.writing_paused = True
         upstream = self.tunnel or self.upstream
@@ -278,16 +284,19 @@ class ClientConnection(asyncio.Protocol):
     def _auth_passed(self, verdict: int) -> bool:
         if verdict == 200:
             return True
-        if verdict == 401:
-            gate: Any = self.route.auth if self.route else None
-            realm = (gate.realm if gate else "vhostd").replace('"', "'").encode()
+        gate: Any = self.route.auth if self.route else None
+        if verdict == 401 and gate is not None:
             self._respond_error(
-                401,
-                "This site needs a login.",
-                extra=((b"WWW-Authenticate", b'Basic realm="%s"' % realm),),
+                401, "This site needs a login.", extra=((b"WWW-Authenticate", gate.www_authenticate),)
             )
-        elif verdict == 429:
-            self._respond_error(429, "Too many failed logins; try again later.", close=True)
+        elif verdict == 429 and gate is not None:
+            wait = str(gate.retry_after(self.client_ip.decode())).encode()
+            self._respond_error(
+                429,
+                "Too many failed logins; try again later.",
+                close=True,
+                extra=((b"Retry-After", wait),),
+            )
         else:
             self._respond_error(500, "The login could not be checked.")
         return False
@@ -322,12 +331,12 @@ class ClientConnection(asyncio.Protocol):
             if error is None:
                 self.ctx.pool.give_back(done.result())
             return
-        if error is None:
+        if error is None and not done.result().closed:
             self._attach(done.result())
         elif isinstance(error, asyncio.TimeoutError):
             self._respond_error(504, "The backend did not accept the connection in time.")
         else:
-            # Nothing was sent: trying another backend is safe for any method.
+            # Refused, or closed before we wrote anything: another backend is safe for any method.
             self.failed_backends.add(backend)
             self._forward()
         if self.out:
@@ -466,6 +475,12 @@ class ClientConnection(asyncio.Protocol):
         else:
             self.out.append(body)
 
+    def on_upstream_eof(self, conn: UpstreamConnection) -> bool | None:
+        if self.tunnel is conn and self.transport.can_write_eof():
+            self.transport.write_eof()
+            return True
+        return None
+
     def on_upstream_lost(self, conn: UpstreamConnection, exc: Exception | None) -> None:
         if self.closed:
             return
@@ -477,13 +492,21 @@ class ClientConnection(asyncio.Protocol):
             return
         request = self.request
         if not conn.got_bytes:
-            if conn.reused and request is not None and request.retryable and not self.stale_retried:
-                # a pooled connection the backend had closed: retry once on a fresh one
-                self.stale_retried = True
+            if request is not None and request.retryable and self.backend is not None:
+                self._cancel_upstream_timer()
                 self.upstream = None
-                assert self.backend is not None
-                self._connect(self.backend)
-                return
+                if conn.reused and not self.stale_retried:
+                    # a pooled connection the backend had closed: retry once on a fresh one
+                    self.stale_retried = True
+                    self._connect(self.backend)
+                    return
+                # a replica going away: idempotent requests move to another backend
+                self.failed_backends.add(self.backend)
+                if self.route is not None and self.route.pick(self.failed_backends):
+                    self._forward()
+                    if self.out:
+                        self._flush()
+                    return
             self._upstream_failed(conn, 502, "The backend closed the connection.")
         elif not self.response_started:
             self._upstream_failed(conn, 502, "The backend closed the connection mid-response.")

@@ -85,6 +85,11 @@ class UpstreamConnection(asyncio.Protocol):
             self.exchange = None
             exchange.on_upstream_lost(self, exc)
 
+    def eof_received(self) -> bool | None:
+        if self.exchange is not None:
+            return self.exchange.on_upstream_eof(self)
+        return None
+
     def pause_writing(self) -> None:
         if self.exchange is not None:
             self.exchange.pause_client_reading(1)
