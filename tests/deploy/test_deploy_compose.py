@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import subprocess
 from collections.abc import Callable
 
 import pytest
@@ -72,6 +73,19 @@ def test_deploy_redeploy_undeploy_a_compose_project(
     response = proxy.request("/", host=host, headers=login)
     assert (response.status, response.body) == (200, b"v2 /\n")
 
+    # a redeploy whose new version never answers puts the previous one back in service
+    repo.commit({"docker-compose.yml": compose_file(bench.image, "v3", port_env="81")})
+    failed = bench.vhostd("deploy", repo.url, "--name", name, "--timeout", "3")
+    assert failed.code == 1 and "did not answer" in failed.err, failed.err + failed.out
+    assert "rollback: restart the previous version" in failed.out
+    response = proxy.request("/", host=host, headers=login)
+    assert (response.status, response.body) == (200, b"v2 /\n")
+    record = json.loads((bench.projects_dir / ".deploys" / f"{name}.json").read_text())
+    assert record["commit"] == commit
+    checkout_head = subprocess.run(["git", "-C", str(bench.projects_dir / name), "rev-parse", "HEAD"],
+                                   capture_output=True, text=True, check=True).stdout.strip()
+    assert checkout_head == commit
+
     gone = bench.vhostd("undeploy", name)
     assert gone.code == 0, gone.err + gone.out
     wait_for(lambda: proxy.request("/", host=host).status == 503, timeout=5)
@@ -84,13 +98,12 @@ def test_deploy_redeploy_undeploy_a_compose_project(
 
 def _left_behind(bench: DeployBench, name: str) -> dict[str, object]:
     """Whatever a failed deploy could leave: checkout, record, login files, containers."""
-    import subprocess
-
     containers = subprocess.run(
         ["docker", "ps", "-aq", "--filter", f"name={name}"], capture_output=True, text=True,
         check=False,
     ).stdout.split()
     return {
+        "files": sorted(p.name for p in bench.projects_dir.glob(f"**/{name}*")),
         "checkout": (bench.projects_dir / name).exists(),
         "record": (bench.projects_dir / ".deploys" / f"{name}.json").exists(),
         "logins": sorted(p.name for p in bench.htpasswd_dir.iterdir()),
@@ -98,7 +111,7 @@ def _left_behind(bench: DeployBench, name: str) -> dict[str, object]:
     }
 
 
-NOTHING = {"checkout": False, "record": False, "logins": [], "containers": []}
+NOTHING = {"files": [], "checkout": False, "record": False, "logins": [], "containers": []}
 
 
 def test_failed_deploys_roll_back_everything(

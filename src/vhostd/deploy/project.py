@@ -22,6 +22,7 @@ from vhostd.deploy.state import (
     checkout_path,
     delete_record,
     load_record,
+    project_lock,
     save_record,
 )
 from vhostd.deploy.wait import basic_authorization, site_url, wait_until_answers
@@ -77,6 +78,11 @@ def _compose_file(record: ProjectRecord) -> str:
 def deploy_project(config: Config, request: DeployRequest) -> DeployResult:
     """Clone or update, route, log in, start, wait; roll back on any failure."""
     name = detect.project_name(request.repo, request.name)
+    with project_lock(config.deploy.projects_dir, name):
+        return _deploy_locked(config, request, name)
+
+
+def _deploy_locked(config: Config, request: DeployRequest, name: str) -> DeployResult:
     projects_dir = config.deploy.projects_dir
     previous = load_record(projects_dir, name)
     if previous and previous.repo != request.repo:
@@ -211,9 +217,18 @@ def _compose_restart_previous(config: Config, record: ProjectRecord,
 def undeploy_project(config: Config, name: str, purge: bool = False) -> ProjectRecord:
     """Stop the project and remove its routes and login; `purge` also drops checkout/volumes."""
     projects_dir = config.deploy.projects_dir
-    record = load_record(projects_dir, name)
-    if record is None:
+    if load_record(projects_dir, name) is None:
         raise VhostdError(f"no deployed project {name!r} (see `vhostd projects`)")
+    with project_lock(projects_dir, name):
+        record = load_record(projects_dir, name)
+        if record is None:
+            raise VhostdError(f"{name!r} was undeployed meanwhile")
+        _undeploy(config, record, purge)
+    return record
+
+
+def _undeploy(config: Config, record: ProjectRecord, purge: bool) -> None:
+    projects_dir, name = config.deploy.projects_dir, record.name
     has_checkout = os.path.isdir(record.checkout)
     say(f"==> stopping {name} ({record.kind})")
     if record.kind == detect.COMPOSE and has_checkout:
@@ -230,7 +245,6 @@ def undeploy_project(config: Config, name: str, purge: bool = False) -> ProjectR
     if purge:
         say(f"==> removing the checkout {record.checkout}")
         checkout.remove(record.checkout)
-    return record
 
 
 def live_state(config: Config, record: ProjectRecord) -> str:

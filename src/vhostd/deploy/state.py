@@ -11,8 +11,11 @@ The record lists everything a deploy added (login files, generated files, contai
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,3 +114,24 @@ def all_records(projects_dir: str) -> list[ProjectRecord]:
         return []
     records = [load_record(projects_dir, name) for name in names]
     return [r for r in records if r is not None]
+
+
+@contextmanager
+def project_lock(projects_dir: str, name: str) -> Iterator[None]:
+    """One deploy/undeploy of a project at a time; a second one fails at once, clearly."""
+    directory = state_dir(projects_dir)
+    os.makedirs(directory, exist_ok=True)
+    lock_path = os.path.join(directory, f"{name}.lock")
+    fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise VhostdError(f"{name!r} is being deployed or undeployed by another command") from None
+        try:
+            yield
+        finally:
+            if not os.path.exists(record_path(projects_dir, name)):
+                os.unlink(lock_path)  # nothing deployed: leave nothing behind
+    finally:
+        os.close(fd)  # closing releases the lock
