@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import re
 import subprocess
 import threading
 from collections.abc import Callable
@@ -104,6 +106,19 @@ def test_vagrant_project_is_declared_brought_up_and_destroyed(
                                 capture_output=True, text=True, check=True).stdout
         assert status == ""  # the generated declaration stays out of the way of later pulls
         assert "vagrant" in bench.vhostd("projects").out
+
+        # deploying again recreates the docker machine from the new Vagrantfile
+        repo.commit({"Vagrantfile": VAGRANTFILE.format(image=bench.image).replace("vm1", "vm2")})
+        again = bench.vhostd("deploy", repo.url, "--name", name, "--auth", "carol")
+        assert again.code == 0, again.err + again.out
+        assert "==> recreating the docker machine" in again.out and "(answered 200)" in again.out
+        password = re.search(r"password: (\S+)", up.out)
+        assert password, up.out
+        login = "Basic " + base64.b64encode(f"carol:{password.group(1)}".encode()).decode()
+        response = bench.proxy.request("/", host="vm.deploy.test", headers={"Authorization": login})
+        assert (response.status, response.body) == (200, b"vm2 /\n")
+        listed = bench.vhostd("projects").out
+        assert f"{name}  http://vm.deploy.test:{bench.proxy.port}/  vagrant  running" in listed
 
         gone = bench.vhostd("undeploy", name)
         assert gone.code == 0, gone.err + gone.out

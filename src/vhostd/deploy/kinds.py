@@ -21,7 +21,7 @@ from vhostd.deploy import detect
 from vhostd.deploy.commands import compose_command, run, say
 from vhostd.deploy.state import ProjectRecord, override_path
 from vhostd.errors import VhostdError
-from vhostd.providers.vagrant.build import parse_machine_index
+from vhostd.providers.vagrant.build import MachineRecord, parse_machine_index
 from vhostd.providers.vagrant.declaration import DECLARATION_FILE
 from vhostd.providers.vagrant.watch import machine_index_path, vagrant_home
 
@@ -184,8 +184,8 @@ def _unlink(path: str) -> None:
         pass
 
 
-def vagrant_machine_states(config: Config, checkout: str) -> list[str]:
-    """The states Vagrant's machine index records for this project's machines."""
+def vagrant_machines(config: Config, checkout: str) -> list[MachineRecord]:
+    """What Vagrant's machine index records for this project's machines."""
     index = machine_index_path(vagrant_home(config.vagrant))
     try:
         with open(index, encoding="utf-8") as handle:
@@ -193,19 +193,34 @@ def vagrant_machine_states(config: Config, checkout: str) -> list[str]:
     except FileNotFoundError:
         return []
     project = os.path.realpath(checkout)
-    return [r.state for r in records if os.path.realpath(r.project_dir) == project]
+    return [r for r in records if os.path.realpath(r.project_dir) == project]
+
+
+def vagrant_machine_states(config: Config, checkout: str) -> list[str]:
+    return [r.state for r in vagrant_machines(config, checkout)]
 
 
 def vagrant_start(config: Config, record: ProjectRecord, undo: UndoPush, fresh: bool) -> None:
+    """`vagrant up` the first time; later, apply the new checkout to the machines.
+
+    Vagrant's docker provider keeps the old container on `reload` unless the image changed,
+    so docker machines are recreated (destroy + up); VMs get `reload --provision`.
+    """
     env = _vagrant_env(config)
-    if "running" in vagrant_machine_states(config, record.checkout):
-        say("==> vagrant reload")
-        run(["vagrant", "reload"], "vagrant reload", cwd=record.checkout, env=env, echo=True)
-        return
+    machines = [] if fresh else vagrant_machines(config, record.checkout)
     if fresh:
         undo("vagrant destroy", lambda: vagrant_stop(config, record, purge=False))
+    elif any(m.provider == "docker" for m in machines):
+        say("==> recreating the docker machine(s): vagrant destroy, vagrant up")
+        run(["vagrant", "destroy", "-f"], "vagrant destroy", cwd=record.checkout, env=env, echo=True)
+    elif any(m.state == "running" for m in machines):
+        say("==> vagrant reload --provision")
+        run(["vagrant", "reload", "--provision"], "vagrant reload", cwd=record.checkout, env=env,
+            echo=True)
+        return
     say("==> vagrant up")
-    run(["vagrant", "up"], "vagrant up", cwd=record.checkout, env=env, echo=True)
+    command = ["vagrant", "up"] if fresh or not machines else ["vagrant", "up", "--provision"]
+    run(command, "vagrant up", cwd=record.checkout, env=env, echo=True)
 
 
 def vagrant_stop(config: Config, record: ProjectRecord, purge: bool) -> None:
