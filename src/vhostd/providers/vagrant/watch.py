@@ -189,7 +189,7 @@ async def _watch(dirs: tuple[str, ...], changed: asyncio.Event, stop: asyncio.Ev
         ):
             changed.set()
     except Exception as exc:  # a watched directory vanished: rescan, which re-plans the watch
-        log.debug("vagrant watch restarted: %s", exc)
+        log.warning("vagrant: watching %s failed (%s); rescanning", ", ".join(dirs), exc)
         changed.set()
 
 
