@@ -48,6 +48,8 @@ CONTAINER_ACTIONS = frozenset(
     }
 )
 NETWORK_ACTIONS = frozenset({"connect", "disconnect"})
+# Actions after which a container must get no new request, at once.
+LEAVING_ACTIONS = frozenset({"kill", "stop", "die", "destroy", "pause"})
 # `docker kill -s HUP` and friends ask for a reload, not an exit: keep such containers.
 RELOAD_SIGNALS = frozenset({"1", "10", "12", "SIGHUP", "HUP", "SIGUSR1", "USR1", "SIGUSR2", "USR2"})
 # A container told to stop that is still running after this long is routed to again.
@@ -88,6 +90,7 @@ class EngineFollower:
         self._epoch = 0
         self._stopping: dict[str, float] = {}  # id → loop time its grace runs out
         self._dirty = asyncio.Event()
+        self._listed: list[str] = []  # ids of the last listing, in its order
 
     async def follow(self) -> None:
         """Runs until the daemon closes the event stream; raises on connection errors."""
@@ -149,6 +152,10 @@ class EngineFollower:
             self._touch(str(attributes.get("container") or ""))
         else:
             return
+        if kind == "container" and action in LEAVING_ACTIONS and self.synced:
+            # The container just lost its inspect (or joined `stopping`): publishing from the
+            # cache takes it out of rotation now, without waiting for a list + inspect.
+            self._publish_from_cache()
         self._dirty.set()
 
     def _touch(self, container_id: str) -> None:
@@ -177,10 +184,18 @@ class EngineFollower:
         alive = set(listed)
         for cid in [cid for cid in self._inspected if cid not in alive]:
             del self._inspected[cid]
+        self._listed = listed
+        self._publish_from_cache()
+        if not self.synced:
+            log.info("docker: synchronised with %s", self.settings.host)
+        self.synced = True
+
+    def _publish_from_cache(self) -> None:
+        """Build from the last listing and the inspects still valid; publish when changed."""
         now = asyncio.get_running_loop().time()
         for cid in [cid for cid, until in self._stopping.items() if until <= now]:
             del self._stopping[cid]
-        containers = [self._inspected[cid][1] for cid in listed if cid in self._inspected]
+        containers = [self._inspected[cid][1] for cid in self._listed if cid in self._inspected]
         snapshot = build(
             containers,
             own_networks=self._own_networks(),
@@ -192,11 +207,6 @@ class EngineFollower:
         if snapshot != self.last_published:  # most events (create, connect...) change nothing
             self.publish(snapshot)
             self.last_published = snapshot
-        if not self.synced:
-            log.info(
-                "docker: synchronised with %s (%d sites)", self.settings.host, len(snapshot.sites)
-            )
-        self.synced = True
 
     async def _inspect(self, container_id: str) -> dict[str, Any] | None:
         assert self._docker is not None
