@@ -6,9 +6,11 @@ previous round, so drift (thermal, a noisy neighbour) spreads over all targets e
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench import configs
 from bench.lab import Target
@@ -85,18 +87,31 @@ def run_throughput(
     return summary
 
 
-def add_ratios(
-    summary: dict[str, dict[str, dict[str, float | int]]], reference: str = "nginx"
-) -> None:
+def paired_ratio(values: Sequence[float], references: Sequence[float]) -> float | None:
+    """Median over rounds of value/reference measured in the same round.
+
+    Load from other work on the machine comes and goes over seconds; runs of one round are
+    close in time, so their ratio cancels most of it where a ratio of medians would not.
+    """
+    ratios = [v / r for v, r in zip(values, references, strict=False) if r]
+    return round(statistics.median(ratios), 3) if ratios else None
+
+
+def add_ratios(summary: dict[str, dict[str, dict[str, Any]]], reference: str = "nginx") -> None:
     """Add `ratio_to_<reference>` (req/s) and `p99_ratio_to_<reference>` to every entry."""
     if reference not in summary:
         return
     for sizes in summary.values():
         for size, figures in sizes.items():
-            ref = summary[reference][size]
-            if ref["requests_per_s"]:
-                figures[f"ratio_to_{reference}"] = round(
-                    figures["requests_per_s"] / ref["requests_per_s"], 3
+            ref = summary[reference].get(size)
+            if ref is None:
+                continue
+            for key, rounds_key, out in (
+                ("requests_per_s", "rounds_requests_per_s", f"ratio_to_{reference}"),
+                ("p99_ms", "rounds_p99_ms", f"p99_ratio_to_{reference}"),
+            ):
+                ratio = paired_ratio(
+                    figures.get(rounds_key, [figures[key]]), ref.get(rounds_key, [ref[key]])
                 )
-            if ref["p99_ms"]:
-                figures[f"p99_ratio_to_{reference}"] = round(figures["p99_ms"] / ref["p99_ms"], 3)
+                if ratio is not None:
+                    figures[out] = ratio

@@ -125,4 +125,7 @@ def median_result(results: Sequence[WrkResult]) -> dict[str, float | int]:
         "p99_ms": round(statistics.median(r.p99_ms for r in results), 3),
         "errors": sum(r.errors for r in results),
         "requests": sum(r.requests for r in results),
+        # per round, in order: ratios are taken round by round (see throughput.add_ratios)
+        "rounds_requests_per_s": [round(r.requests_per_s, 1) for r in results],
+        "rounds_p99_ms": [round(r.p99_ms, 3) for r in results],
     }

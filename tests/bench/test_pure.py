@@ -131,3 +131,32 @@ def test_profile_summary_counts_event_loop_samples_only() -> None:
     assert frame_name("f (/usr/lib/python3.11/site-packages/uvloop/__init__.py:3)") == (
         "f (uvloop/__init__.py)"
     )
+
+
+def test_ratios_are_paired_round_by_round() -> None:
+    from bench.throughput import paired_ratio
+
+    # round 2 ran while the machine was busy: both dropped, the paired ratio stays 1.25
+    assert paired_ratio([125.0, 50.0, 250.0], [100.0, 40.0, 200.0]) == 1.25
+    assert paired_ratio([1.0], [0.0]) is None
+    summary = {
+        "nginx": {
+            "12B": {
+                "requests_per_s": 100.0,
+                "p99_ms": 2.0,
+                "rounds_requests_per_s": [100.0, 40.0, 200.0],
+                "rounds_p99_ms": [2.0, 8.0, 1.0],
+            }
+        },
+        "vhostd": {
+            "12B": {
+                "requests_per_s": 125.0,
+                "p99_ms": 2.0,
+                "rounds_requests_per_s": [125.0, 50.0, 250.0],
+                "rounds_p99_ms": [2.0, 4.0, 2.0],
+            }
+        },
+    }
+    add_ratios(summary, "nginx")
+    assert summary["vhostd"]["12B"]["ratio_to_nginx"] == 1.25
+    assert summary["vhostd"]["12B"]["p99_ratio_to_nginx"] == 1.0
