@@ -35,6 +35,8 @@ class PrivateDockerd:
         self.root = Path(tempfile.mkdtemp(prefix="vhd-dockerd-", dir="/tmp"))
         self.socket = self.root / "docker.sock"
         self.host = f"unix://{self.socket}"
+        # Also on loopback TCP (DOCKER_HOST style), which is what vhostd is pointed at here.
+        self.tcp_host = f"tcp://127.0.0.1:{free_port()}"
         tag = os.getpid() % 100000
         # Its own bridge: `--bridge none` would delete the shared docker0.
         self.bridge = f"vhdt{tag}"
@@ -53,6 +55,8 @@ class PrivateDockerd:
                 "dockerd",
                 "-H",
                 self.host,
+                "-H",
+                self.tcp_host,
                 "--data-root",
                 str(self.root / "data"),
                 "--exec-root",
@@ -133,7 +137,7 @@ def test_daemon_restart_keeps_routes_then_resyncs(
     config = proxy.config_path.read_text()
     assert "[docker]\nenabled = true\n" in config
     proxy.config_path.write_text(
-        config.replace("[docker]\n", f'[docker]\nhost = "{private_dockerd.host}"\n', 1)
+        config.replace("[docker]\n", f'[docker]\nhost = "{private_dockerd.tcp_host}"\n', 1)
     )
     with proxy:
         wait_for(lambda: proxy.request("/", host="first.restart.test").status == 200)
