@@ -36,10 +36,18 @@ class Target:
 class Lab:
     """Starts the origin and proxies on free loopback ports; stops them on close()."""
 
-    def __init__(self, tools: Tools, run_dir: Path, proxy_cpus: str | None = None) -> None:
+    def __init__(
+        self,
+        tools: Tools,
+        run_dir: Path,
+        proxy_cpus: str | None = None,
+        origin_cpus: str | None = None,
+    ) -> None:
         self.tools = tools
         self.run_dir = run_dir
         self.proxy_cpus = proxy_cpus  # taskset list for proxies, None = unpinned
+        # the origin belongs to the load side: on wrk's core it cannot preempt the proxy
+        self.origin_cpus = origin_cpus
         self.origin_port = 0
         self._procs: list[subprocess.Popen[bytes]] = []
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -47,9 +55,14 @@ class Lab:
     # -- lifecycle -------------------------------------------------------------------------
 
     def _spawn(
-        self, name: str, argv: list[str], env: dict[str, str] | None = None, pin: bool = True
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str] | None = None,
+        pin: bool = True,
+        cpus: str | None = None,
     ) -> subprocess.Popen[bytes]:
-        cpus = self.proxy_cpus if pin else None
+        cpus = cpus if cpus is not None else (self.proxy_cpus if pin else None)
         proc = start(pinned(argv, cpus, self.tools.taskset), self.run_dir / f"{name}.log", env)
         self._procs.append(proc)
         return proc
@@ -84,7 +97,7 @@ class Lab:
     # -- the origin --------------------------------------------------------------------------
 
     def start_origin(self) -> Target:
-        """nginx serving /small (12 B) and /64k on loopback; unpinned, shared by everyone."""
+        """nginx serving /small (12 B) and /64k on loopback, shared by every proxy."""
         www = self.run_dir / "www"
         configs.write_origin_files(www)
         self.origin_port = free_port()
@@ -92,7 +105,7 @@ class Lab:
             "origin-nginx.conf", self.run_dir, self._values(self.origin_port, www_dir=www)
         )
         argv = [self.tools.nginx, "-p", f"{self.run_dir}/", "-c", str(conf), "-g", "daemon off;"]
-        proc = self._spawn("origin", argv, pin=False)
+        proc = self._spawn("origin", argv, pin=False, cpus=self.origin_cpus)
         wait_for_status(self.origin_port, configs.BENCH_HOST, configs.SMALL_PATH, proc)
         return Target("origin", self.origin_port, proc)
 

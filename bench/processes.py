@@ -161,3 +161,20 @@ def rss_kib(pid: int) -> int:
         except OSError:
             continue
     return total
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds used so far by pid and its live descendants."""
+    user = system = 0.0
+    for member in _descendants(pid):
+        try:
+            stat = Path(f"/proc/{member}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # the command name may hold spaces
+        user += int(fields[11]) / _CLOCK_TICKS  # utime is field 14 of the whole line
+        system += int(fields[12]) / _CLOCK_TICKS
+    return user, system

@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     stem = f"profile-{args.path.strip('/')}{'-auth' if args.auth else ''}"
     collapsed = RESULTS_DIR / f"{stem}.txt"
-    with Lab(tools, Path(tempfile.mkdtemp(prefix="vhostd-profile-")), "0") as lab:
+    with Lab(tools, Path(tempfile.mkdtemp(prefix="vhostd-profile-")), "0", "1") as lab:
         lab.start_origin()
         plain, auth = lab.start_vhostd()
         target = auth if args.auth else plain

@@ -14,7 +14,7 @@ def throughput_table(throughput: Throughput, reference: str = "nginx") -> str:
     """A fixed-width table: one row per target and body size."""
     header = (
         f"{'target':<14} {'body':>6} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}"
-        f" {'errors':>7} {'× ' + reference:>9} {'p99 ×':>7}"
+        f" {'errors':>7} {'× ' + reference:>9} {'p99 ×':>7} {'cpu µs/req':>11}"
     )
     lines = [header, "-" * len(header)]
     for size in _sizes(throughput):
@@ -28,6 +28,7 @@ def throughput_table(throughput: Throughput, reference: str = "nginx") -> str:
                 f"{name:<14} {size:>6} {figures['requests_per_s']:>10.0f}"
                 f" {figures['p50_ms']:>8.2f} {figures['p99_ms']:>8.2f} {figures['errors']:>7}"
                 f" {_fmt_ratio(ratio):>9} {_fmt_ratio(p99_ratio):>7}"
+                f" {_fmt_cpu(figures.get('cpu_us_per_request')):>11}"
             )
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
@@ -50,6 +51,10 @@ def extras_table(extras: Mapping[str, Any]) -> str:
 
 def _fmt_ratio(value: object) -> str:
     return f"{value:.2f}" if isinstance(value, int | float) else "-"
+
+
+def _fmt_cpu(value: object) -> str:
+    return f"{value:.0f}" if isinstance(value, int | float) else "-"
 
 
 def _sizes(throughput: Throughput) -> list[str]:

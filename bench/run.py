@@ -45,7 +45,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def choose_cpus(no_pin: bool, tools: Tools) -> tuple[str | None, str | None]:
-    """(proxy cpus, wrk cpus): proxy on core 0, wrk on core 1 when there are two cores."""
+    """(proxy cpus, wrk+origin cpus): proxy on core 0, the load side on core 1 (2+ cores)."""
     if no_pin or tools.taskset is None or (os.cpu_count() or 1) < 2:
         return None, None
     return "0", "1"
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     problems: dict[str, str] = {}
     extras: dict[str, Any] = {}
 
-    with Lab(tools, run_dir, proxy_cpus) as lab:
+    with Lab(tools, run_dir, proxy_cpus, origin_cpus=wrk_cpus) as lab:
         targets = start_targets(lab, names, workers, problems)
         proxies = [t for t in targets if t.name != "origin"]
         extras["rss_idle_mib"] = {

@@ -6,6 +6,7 @@ previous round, so drift (thermal, a noisy neighbour) spreads over all targets e
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from typing import Any
 
 from bench import configs
 from bench.lab import Target
-from bench.processes import pinned
+from bench.processes import cpu_seconds, pinned
 from bench.wrk import WrkResult, median_result, run_wrk, wrk_command
 
 SIZES = {"12B": configs.SMALL_PATH, "64KiB": configs.LARGE_PATH}
@@ -63,7 +64,16 @@ def run_throughput(
             load.threads,
             target.headers,
         )
-        return run_wrk(pinned(argv, load.wrk_cpus, taskset), raw_log)
+        before = cpu_seconds(target.proc.pid) if target.proc else None
+        result = run_wrk(pinned(argv, load.wrk_cpus, taskset), raw_log)
+        if before is None or target.proc is None or not result.requests:
+            return result
+        after = cpu_seconds(target.proc.pid)
+        return dataclasses.replace(
+            result,
+            cpu_user_us=(after[0] - before[0]) * 1e6 / result.requests,
+            cpu_system_us=(after[1] - before[1]) * 1e6 / result.requests,
+        )
 
     if load.warmup_s > 0:  # fill pools, JIT-free but caches and allocators warm up too
         for target in targets:

@@ -30,6 +30,9 @@ class WrkResult:
     max_ms: float
     errors: int  # socket errors (connect/read/write/timeout) + non-2xx/3xx answers
     status_errors: int
+    # CPU the target's processes spent per request (user, system), filled in by the caller
+    cpu_user_us: float | None = None
+    cpu_system_us: float | None = None
 
     def as_dict(self) -> dict[str, float | int]:
         return {
@@ -110,6 +113,19 @@ def run_wrk(argv: Sequence[str], raw_log: Path | None = None) -> WrkResult:
     return parse_report(output)
 
 
+def _cpu_medians(results: Sequence[WrkResult]) -> dict[str, float]:
+    users = [r.cpu_user_us for r in results if r.cpu_user_us is not None]
+    systems = [r.cpu_system_us for r in results if r.cpu_system_us is not None]
+    if not users or not systems:
+        return {}
+    user, system = statistics.median(users), statistics.median(systems)
+    return {
+        "cpu_us_per_request": round(user + system, 1),
+        "cpu_user_us_per_request": round(user, 1),
+        "cpu_system_us_per_request": round(system, 1),
+    }
+
+
 def median_result(results: Sequence[WrkResult]) -> dict[str, float | int]:
     """Median of each figure over repeated runs; errors are summed, not medianed."""
     if not results:
@@ -127,5 +143,7 @@ def median_result(results: Sequence[WrkResult]) -> dict[str, float | int]:
         "requests": sum(r.requests for r in results),
         # per round, in order: ratios are taken round by round (see throughput.add_ratios)
         "rounds_requests_per_s": [round(r.requests_per_s, 1) for r in results],
+        # CPU per request barely depends on what else runs on the machine, unlike req/s
+        **_cpu_medians(results),
         "rounds_p99_ms": [round(r.p99_ms, 3) for r in results],
     }

@@ -86,12 +86,20 @@ def test_throughput_table_has_a_row_per_target_and_size() -> None:
             "12B": {"requests_per_s": 200.0, "p50_ms": 1.0, "p99_ms": 2.0, "errors": 0},
             "64KiB": {"requests_per_s": 100.0, "p50_ms": 1.0, "p99_ms": 2.0, "errors": 0},
         },
-        "vhostd": {"12B": {"requests_per_s": 250.0, "p50_ms": 1.0, "p99_ms": 3.0, "errors": 1}},
+        "vhostd": {
+            "12B": {
+                "requests_per_s": 250.0,
+                "p50_ms": 1.0,
+                "p99_ms": 3.0,
+                "errors": 1,
+                "cpu_us_per_request": 40.4,
+            }
+        },
     }
     add_ratios(summary, "nginx")
     table = report.throughput_table(summary)
     rows = [line.split() for line in table.splitlines()[2:] if line.strip()]
-    assert ["vhostd", "12B", "250", "1.00", "3.00", "1", "1.25", "1.50"] in rows
+    assert ["vhostd", "12B", "250", "1.00", "3.00", "1", "1.25", "1.50", "40"] in rows
     assert len(rows) == 3
 
 
