@@ -15,11 +15,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 import pytest
-from tests.support.docker_images import responder_image
 
+from tests.support.docker_images import responder_image
 from vhostd.config.model import Config, DockerSettings
 from vhostd.providers.docker.watch import run_docker_provider
 from vhostd.providers.snapshot import Snapshot
@@ -144,6 +145,18 @@ class ProviderThread:
                     last = self.published[-1][1] if self.published else None
                     raise AssertionError(f"timed out waiting for {what or predicate}; last: {last}")
                 self._changed.wait(left)
+
+
+def host_of(docker: DockerCli, name: str) -> str:
+    """A host name unique to this test run, so parallel runs never share a route."""
+    return f"{name}.{docker.prefix.strip('-')}.test"
+
+
+def started_at(docker: DockerCli, full_name: str) -> float:
+    """State.StartedAt as a Unix timestamp (nanoseconds trimmed to microseconds)."""
+    text = docker("inspect", "-f", "{{.State.StartedAt}}", full_name)
+    head, _, frac = text.rstrip("Z").partition(".")
+    return datetime.fromisoformat(f"{head}.{frac[:6].ljust(6, '0')}+00:00").timestamp()
 
 
 def site_for(snapshot: Snapshot, host: str) -> Any:

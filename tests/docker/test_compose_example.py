@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from tests.docker.conftest import DockerCli
 from tests.support.vhostd import VhostdProcess, wait_for
 

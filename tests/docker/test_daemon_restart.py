@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from tests.docker.conftest import DockerCli
 from tests.support.docker_images import responder_image
 from tests.support.vhostd import VhostdProcess, free_port, wait_for

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.docker.conftest import DockerCli
-from tests.docker.test_watch import host_of, started_at
+
+from tests.docker.conftest import DockerCli, host_of, started_at
 from tests.support.vhostd import VhostdProcess, wait_for
 
 pytestmark = pytest.mark.docker

@@ -3,27 +3,21 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime
 
 import pytest
-from tests.docker.conftest import DockerCli, ProviderThread, backends_of, site_for
 
+from tests.docker.conftest import (
+    DockerCli,
+    ProviderThread,
+    backends_of,
+    host_of,
+    site_for,
+    started_at,
+)
 from vhostd.config.model import Config, DockerSettings
 from vhostd.providers.docker.watch import docker_wanted
 
 pytestmark = pytest.mark.docker
-
-
-def host_of(docker: DockerCli, name: str) -> str:
-    """A host name unique to this test run, so parallel runs never share a route."""
-    return f"{name}.{docker.prefix.strip('-')}.test"
-
-
-def started_at(docker: DockerCli, full_name: str) -> float:
-    """State.StartedAt as a Unix timestamp (nanoseconds trimmed to microseconds)."""
-    text = docker("inspect", "-f", "{{.State.StartedAt}}", full_name)
-    head, _, frac = text.rstrip("Z").partition(".")
-    return datetime.fromisoformat(f"{head}.{frac[:6].ljust(6, '0')}+00:00").timestamp()
 
 
 def test_started_container_is_routed_quickly_and_removed_when_gone(
