@@ -193,3 +193,36 @@ def test_unreachable_daemon_publishes_nothing_and_keeps_retrying() -> None:
         assert thread._thread.is_alive()
     finally:
         thread.stop()
+
+
+def test_in_a_container_only_shared_networks_are_used(
+    docker: DockerCli, image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """vhostd in a container (stood in for by one the test starts) reaches only its networks."""
+    shared = docker.prefix + "shared"
+    docker("network", "create", shared)
+    stand_in = docker.run("vhostd", image, extra=("--network", shared))
+    stand_in_id = docker("inspect", "-f", "{{.Id}}", stand_in)
+    monkeypatch.setattr(
+        "vhostd.providers.docker.watch.local_candidate_ids", lambda: [stand_in_id[:12]]
+    )
+    both_host, bridge_host = host_of(docker, "both"), host_of(docker, "bridged")
+    both = docker.run("both", image, {"VIRTUAL_HOST": both_host})
+    docker("network", "connect", shared, both)
+    bridged = docker.run("bridged", image, {"VIRTUAL_HOST": bridge_host})
+    thread = ProviderThread(Config(docker=DockerSettings(enabled=True))).start()
+    try:
+        _, snapshot = thread.wait_for(
+            lambda s: (
+                backends_of(s, both_host) == [both]
+                and any(p.where == f"container {bridged}" for p in s.problems)
+            ),
+            what="shared-network address and a problem for the other",
+        )
+        assert site_for(snapshot, both_host).backends[0].host == docker.ip(both, shared)
+        assert site_for(snapshot, bridge_host) is None
+        # Joining vhostd's network makes it reachable, without any restart.
+        docker("network", "connect", shared, bridged)
+        thread.wait_for(lambda s: backends_of(s, bridge_host) == [bridged], what="joined")
+    finally:
+        thread.stop()

@@ -85,7 +85,7 @@ class EngineFollower:
         self.own_id: str | None = None
         self.last_published: Snapshot | None = None
         self._docker: aiodocker.Docker | None = None
-        self._inspected: dict[str, tuple[int, dict[str, Any]]] = {}  # id → (epoch, inspect)
+        self._inspected: dict[str, dict[str, Any]] = {}  # id → inspect, until an event names it
         self._touched: dict[str, int] = {}  # id → epoch of the last event naming it
         self._epoch = 0
         self._stopping: dict[str, float] = {}  # id → loop time its grace runs out
@@ -180,7 +180,7 @@ class EngineFollower:
         for cid, inspect in zip(missing, results, strict=True):
             # An event naming it while we asked means this answer may already be stale.
             if inspect is not None and self._touched.get(cid, -1) <= epoch:
-                self._inspected[cid] = (epoch, inspect)
+                self._inspected[cid] = inspect
         alive = set(listed)
         for cid in [cid for cid in self._inspected if cid not in alive]:
             del self._inspected[cid]
@@ -195,7 +195,7 @@ class EngineFollower:
         now = asyncio.get_running_loop().time()
         for cid in [cid for cid, until in self._stopping.items() if until <= now]:
             del self._stopping[cid]
-        containers = [self._inspected[cid][1] for cid in self._listed if cid in self._inspected]
+        containers = [self._inspected[cid] for cid in self._listed if cid in self._inspected]
         snapshot = build(
             containers,
             own_networks=self._own_networks(),
@@ -221,7 +221,7 @@ class EngineFollower:
         """Networks of vhostd's container; None when vhostd is on the host (or host network)."""
         if self.own_id is None or self.own_id not in self._inspected:
             return None
-        own = self._inspected[self.own_id][1]
+        own = self._inspected[self.own_id]
         if (own.get("HostConfig") or {}).get("NetworkMode") == "host":
             return None
         return frozenset((own.get("NetworkSettings") or {}).get("Networks") or {})
