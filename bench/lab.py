@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -154,6 +155,18 @@ class Lab:
         }
         argv = [self.tools.caddy, "run", "--config", str(conf), "--adapter", "caddyfile"]
         return self._ready(Target("caddy", port, self._spawn("caddy", argv, env)))
+
+    def start_floor(self) -> Target:
+        """bench/floor_proxy.py: the bare uvloop + httptools relay, vhostd's lower bound."""
+        port = free_port()
+        argv = [sys.executable, "-m", "bench.floor_proxy", str(port), str(self.origin_port)]
+        proc = start(
+            pinned(argv, self.proxy_cpus, self.tools.taskset),
+            self.run_dir / "floor.log",
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        self._procs.append(proc)
+        return self._ready(Target("floor", port, proc))
 
     def start_vhostd(
         self, workers: int = 1, docker: bool = False, name: str = "vhostd"

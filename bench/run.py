@@ -24,7 +24,7 @@ from bench.throughput import LoadSettings, add_ratios, run_throughput
 from bench.tools import Tools, ensure_tools
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-PROXIES = ("nginx", "haproxy", "traefik", "caddy", "vhostd")
+PROXIES = ("nginx", "haproxy", "traefik", "caddy", "floor", "vhostd")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -61,6 +61,7 @@ def start_targets(
         "haproxy": lab.start_haproxy,
         "traefik": lab.start_traefik,
         "caddy": lab.start_caddy,
+        "floor": lab.start_floor,
     }
     for name in names:
         try:
