@@ -5,7 +5,7 @@ from __future__ import annotations
 import httptools
 import pytest
 
-from vhostd.proxy.headers import client_response_headers, upstream_request_headers
+from vhostd.proxy.headers import connection_named, trusted_forwarding, without_named
 from vhostd.proxy.request import Rejection, Request
 
 
@@ -52,7 +52,7 @@ def test_absolute_form_target_replaces_host():
     (request,) = parse(b"GET http://b.test:81/p?q HTTP/1.1\r\nHost: a.test\r\n\r\n")
     assert request.host == b"b.test:81"
     assert request.target == b"/p?q"
-    assert all(name.lower() != b"host" for name, _ in request.headers)
+    assert b"Host" not in b"".join(request.lines)
 
 
 @pytest.mark.parametrize(
@@ -72,28 +72,51 @@ def test_rejections_carry_400(raw):
     assert info.value.__context__.status == 400
 
 
-def test_upstream_headers_drop_hop_by_hop_and_untrusted_forwarding():
-    headers = [
-        (b"Host", b"a"),
-        (b"Connection", b"keep-alive, X-Hop"),
-        (b"X-Hop", b"1"),
-        (b"X-Forwarded-For", b"1.2.3.4"),
-        (b"Proxy", b"x"),
-        (b"Authorization", b"Basic eA=="),
-        (b"Accept", b"*/*"),
-    ]
-    lines = upstream_request_headers(
-        headers, client_ip=b"10.0.0.1", host=b"a", port=b"80", scheme=b"http",
-        trusted=False, drop_authorization=True,
+def test_request_headers_are_classified_as_they_arrive():
+    (request,) = parse(
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\n"
+        b"X-Forwarded-For: 1.2.3.4\r\nProxy: x\r\nAuthorization: Basic eA==\r\n"
+        b"Accept: */*\r\nKeep-Alive: 5\r\nTE: trailers\r\nExpect: 100-continue\r\n\r\n"
     )
-    text = b"".join(lines)
-    assert b"X-Hop" not in text and b"Proxy:" not in text and b"Authorization" not in text
-    assert b"Connection" not in text
-    assert b"X-Forwarded-For: 10.0.0.1\r\n" in text
-    assert b"Accept: */*\r\n" in text and b"Host: a\r\n" in text
+    passed = without_named(request.lines, request.named)
+    assert b"".join(passed) == b"Host: a\r\nAccept: */*\r\n"
+    assert request.authorization == b"Basic eA=="
+    assert request.forwarded == [(b"X-Forwarded-For", b"1.2.3.4")]
+    assert request.expect_continue
 
 
-def test_response_headers_keep_upgrade_only_when_upgrading():
-    headers = [(b"Upgrade", b"websocket"), (b"Connection", b"Upgrade"), (b"X-A", b"1")]
-    assert b"Upgrade: websocket" in b"".join(client_response_headers(headers, upgrading=True))
-    assert b"Upgrade" not in b"".join(client_response_headers(headers, upgrading=False))
+def test_trusted_forwarding_appends_and_keeps_client_values():
+    text = trusted_forwarding(
+        [(b"X-Forwarded-For", b"203.0.113.9"), (b"X-Forwarded-Proto", b"https")],
+        b"10.0.0.1", b"a.test", b"80",
+    )
+    assert b"X-Forwarded-For: 203.0.113.9, 10.0.0.1\r\n" in text
+    assert b"X-Forwarded-Proto: https\r\n" in text
+    assert b"X-Forwarded-Host: a.test\r\n" in text and b"X-Real-IP: 10.0.0.1\r\n" in text
+
+
+def test_connection_named_ignores_standard_options():
+    assert connection_named(b"Keep-Alive, close, Upgrade, X-A ,, x-b") == {b"x-a", b"x-b"}
+
+
+class ResponseCollector:
+    def __init__(self) -> None:
+        from vhostd.config.model import Backend
+        from vhostd.proxy.upstream import UpstreamConnection, UpstreamPool
+
+        self.conn = UpstreamConnection(UpstreamPool(None, 1), Backend("127.0.0.1", 1))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("step", [None, 1])
+def test_response_headers_are_filtered_and_framing_reported(step):
+    conn = ResponseCollector().conn
+    raw = (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: X-Secret\r\nX-Secret: s\r\n"
+        b"Keep-Alive: timeout=5\r\nX-A: 1\r\n\r\nhi"
+    )
+    pieces = [raw] if step is None else [raw[i : i + step] for i in range(len(raw))]
+    for piece in pieces:
+        conn.parser.feed_data(piece)
+    assert conn.content_length == b"2" and not conn.chunked
+    assert b"".join(without_named(conn.lines, conn.named)) == b"X-A: 1\r\n"
+    assert conn.message_complete and conn.keep_alive

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import httptools
 
 from vhostd.config.model import Backend
-from vhostd.proxy.headers import client_response_headers, upstream_request_headers
+from vhostd.proxy.headers import forwarding_tail, trusted_forwarding, without_named
 from vhostd.proxy.pages import error_response
 from vhostd.proxy.request import Rejection, Request
 from vhostd.proxy.upstream import UpstreamConnection
@@ -29,6 +29,13 @@ if TYPE_CHECKING:
 PAUSE_UPSTREAM_FULL = 1  # the backend's write buffer is full
 PAUSE_HELD_BODY = 2  # too much body held while no backend is attached yet
 PAUSE_QUEUE = 4  # too many pipelined requests waiting
+
+# What the connection's single timer is guarding (see _tick).
+IDLE = 0  # between requests: keepalive_timeout
+HEAD = 1  # a request head is arriving: client_header_timeout → 408
+BUSY = 2  # routing, authenticating, connecting, uploading: no deadline of ours
+WAIT = 3  # request sent, no response byte yet: first_byte timeout → 504
+STREAM = 4  # response arriving: between_bytes timeout → cut
 
 HOLD_LIMIT = 256 * 1024
 QUEUE_LIMIT = 16
@@ -51,13 +58,18 @@ class ClientConnection(asyncio.Protocol):
         self.queue: deque[Request] = deque()
         self.paused = 0
         self.writing_paused = False
+        # One timer per connection, re-armed only when a deadline moves earlier: on a
+        # keep-alive connection with default timeouts it is never touched per request.
         self.timer: asyncio.TimerHandle | None = None
-        self.idle_timer_armed = False
+        self.timer_at = 0.0
+        self.phase = HEAD
+        self.deadline = 0.0
         self.closed = False
         self.tunnel: UpstreamConnection | None = None
         self.tunnel_hold: list[bytes] = []
         self.upgrading = False
         self.out: list[bytes] = []
+        self.read_size = 0
         # per request (the active exchange)
         self.request: Request | None = None
         self.route: Route | None = None
@@ -65,7 +77,6 @@ class ClientConnection(asyncio.Protocol):
         self.upstream: UpstreamConnection | None = None
         self.failed_backends: set[Backend] = set()
         self.stale_retried = False
-        self.upstream_timer: asyncio.TimerHandle | None = None
         self.last_upstream_read = 0.0
         self.response_started = False
         self.response_status = 0
@@ -83,13 +94,16 @@ class ClientConnection(asyncio.Protocol):
         ip = peer[0] if peer else "unix"
         self.client_ip = ip.encode()
         self.trusted = ip in self.ctx.trusted_proxies
+        self.forward_tail = forwarding_tail(self.client_ip, self.ctx.listen_port)
         self.ctx.connections.add(self)
-        self._arm_head_timer()
+        self._enter(HEAD, self.settings.client_header_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.ctx.connections.discard(self)
-        self._cancel_timers()
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         upstream = self.tunnel or self.upstream
         self.tunnel = self.upstream = None
         if upstream is not None:
@@ -135,6 +149,7 @@ class ClientConnection(asyncio.Protocol):
             self.pause_client_reading(PAUSE_HELD_BODY)
             return
         in_head = self.parsing  # a head started in an earlier read: count its raw bytes
+        self.read_size = len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -155,19 +170,23 @@ class ClientConnection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._reject(Rejection(400, f"Malformed request: {exc}."))
         else:
-            if in_head is not None and in_head is self.parsing and in_head.head_size >= 0:
-                in_head.head_size += len(data)
-                if in_head.head_size > self.settings.max_head_size:
-                    self._reject(Rejection(431, "Request head too large."))
+            parsing = self.parsing
+            if parsing is not None and parsing.head_size >= 0:  # a head still incomplete
+                if parsing is in_head:
+                    parsing.head_size += len(data)
+                    if parsing.head_size > self.settings.max_head_size:
+                        self._reject(Rejection(431, "Request head too large."))
+                elif self.phase == HEAD:  # it began in this read: now its deadline matters
+                    self._enter(HEAD, self.settings.client_header_timeout)
         if self.out:
             self._flush()
 
     # --- httptools request callbacks ----------------------------------------------------
     def on_message_begin(self) -> None:
         self.parsing = Request()
-        if self.idle_timer_armed:
-            # the keep-alive idle timer becomes the header timer (slowloris)
-            self._arm_head_timer()
+        if self.phase == IDLE:
+            # slowloris guard; its deadline is set at the end of the read if still needed
+            self.phase = HEAD
 
     def on_url(self, url: bytes) -> None:
         request = self.parsing
@@ -188,18 +207,17 @@ class ClientConnection(asyncio.Protocol):
         assert request is not None
         parser = self.parser
         request.method = parser.get_method()
-        request.version = parser.get_http_version().encode()
+        version = parser.get_http_version()
+        request.version = b"1.1" if version == "1.1" else version.encode()
         request.keep_alive = parser.should_keep_alive()
-        size = len(request.target) + sum(len(n) + len(v) + 4 for n, v in request.headers)
-        if size > self.settings.max_head_size:
-            raise Rejection(431, "Request head too large.")
+        limit = self.settings.max_head_size
+        if request.head_size + self.read_size > limit:  # else the head cannot be larger
+            size = len(request.target) + sum(len(n) + len(v) + 4 for n, v in request.headers)
+            if size > limit:
+                raise Rejection(431, "Request head too large.")
         request.head_size = -1  # head done: stop counting raw bytes
         request.validate(parser.should_upgrade())
         if self.request is None:
-            if self.timer is not None:
-                self.timer.cancel()
-                self.timer = None
-                self.idle_timer_armed = False
             self._start(request)
         else:
             self.queue.append(request)
@@ -233,7 +251,9 @@ class ClientConnection(asyncio.Protocol):
     def _start(self, request: Request) -> None:
         """Make `request` the active exchange: route, authenticate, then connect."""
         self.request = request
-        self.started_at = self.loop.time()
+        self.phase = BUSY
+        if self.ctx.access_log is not None:
+            self.started_at = self.loop.time()
         if request.rejection is not None:
             self._respond_error(request.rejection.status, request.rejection.detail, close=True)
             return
@@ -361,28 +381,39 @@ class ClientConnection(asyncio.Protocol):
             self._request_sent(conn)
 
     def _upstream_head(self, request: Request, route: Route, backend: Backend) -> bytes:
-        ctx = self.ctx
+        lines = request.lines
+        if request.named:
+            lines = without_named(lines, request.named)
         host = request.host or backend.host.encode()
-        gate: Any = route.auth
-        lines = upstream_request_headers(
-            request.headers,
-            client_ip=self.client_ip,
-            host=host,
-            port=ctx.listen_port,
-            scheme=b"http",
-            trusted=self.trusted,
-            drop_authorization=gate is not None and not gate.forward_authorization,
-        )
+        if request.forwarded is not None and self.trusted:
+            forwarding = trusted_forwarding(
+                request.forwarded, self.client_ip, host, self.ctx.listen_port
+            )
+        else:
+            forwarding = b"X-Forwarded-Host: %s\r\n%s" % (host, self.forward_tail)
+        framing = []
         if request.host_count == 0:
-            lines.append(b"Host: %s\r\n" % host)
+            framing.append(b"Host: %s\r\n" % host)
+        if request.authorization is not None:
+            gate: Any = route.auth
+            if gate is None or gate.forward_authorization:
+                framing.append(b"Authorization: %s\r\n" % request.authorization)
         if request.chunked:
-            lines.append(b"Transfer-Encoding: chunked\r\n")
+            framing.append(b"Transfer-Encoding: chunked\r\n")
         elif request.content_length is not None:
-            lines.append(b"Content-Length: %d\r\n" % request.content_length)
+            framing.append(b"Content-Length: %d\r\n" % request.content_length)
         if request.upgrade is not None:
-            lines.append(b"Connection: upgrade\r\nUpgrade: %s\r\n" % request.upgrade)
+            framing.append(b"Connection: upgrade\r\nUpgrade: %s\r\n" % request.upgrade)
         target = route.upstream_target(request.target)
-        return b"".join([request.method, b" ", target, b" HTTP/1.1\r\n", *lines, b"\r\n"])
+        return b"".join(
+            (
+                b"%s %s HTTP/1.1\r\n" % (request.method, target),
+                b"".join(lines),
+                forwarding,
+                b"".join(framing),
+                b"\r\n",
+            )
+        )
 
     def _send_body(self, conn: UpstreamConnection, body: bytes, chunked: bool) -> None:
         if chunked:
@@ -396,17 +427,14 @@ class ClientConnection(asyncio.Protocol):
         if request.chunked:
             conn.transport.write(b"0\r\n\r\n")
         if not conn.got_bytes and request.upgrade is None:
-            self._arm_upstream(self.route.site.timeouts.first_byte)
+            self._enter(WAIT, self.route.site.timeouts.first_byte)
 
     # --- the response, from UpstreamConnection -------------------------------------------
     def on_upstream_data(self, conn: UpstreamConnection, data: bytes) -> None:
         if self.tunnel is not None:
             self.transport.write(data)
             return
-        if not conn.got_bytes:
-            conn.got_bytes = True
-            self._cancel_upstream_timer()  # the first byte came in time
-        self.last_upstream_read = self.loop.time()
+        conn.got_bytes = True
         try:
             conn.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -417,8 +445,10 @@ class ClientConnection(asyncio.Protocol):
             return
         if conn.message_complete or (self.no_body and self.response_started):
             self._response_complete(conn)
-        elif self.upstream_timer is None and self.upstream is conn and self.route is not None:
-            self._arm_upstream(self.route.site.timeouts.between_bytes)
+        elif self.route is not None:  # more to come: between-bytes timeout from now
+            self.last_upstream_read = self.loop.time()
+            if self.phase != STREAM:
+                self._enter(STREAM, self.route.site.timeouts.between_bytes)
         if self.out:
             self._flush()
 
@@ -432,17 +462,11 @@ class ClientConnection(asyncio.Protocol):
         if upgrading and request.upgrade is None:
             raise httptools.HttpParserError("101 without an upgrade request")
         self.no_body = request.method == b"HEAD" or status in NO_BODY_STATUS or upgrading
-        content_length: bytes | None = None
-        chunked = False
-        for name, value in conn.headers:
-            if len(name) == 14 and name.lower() == b"content-length":
-                content_length = value
-            elif len(name) == 17 and name.lower() == b"transfer-encoding":
-                chunked = True
-        lines = client_response_headers(conn.headers, upgrading=upgrading)
+        lines = without_named(conn.lines, conn.named) if conn.named else conn.lines
+        content_length, chunked = conn.content_length, conn.chunked
         close = not request.keep_alive or self.ctx.shutting_down or not request.complete
         if upgrading:
-            lines.append(b"Connection: upgrade\r\n")
+            lines.append(b"Upgrade: %s\r\nConnection: upgrade\r\n" % (conn.upgrade or b""))
         else:
             if content_length is not None and not chunked:
                 lines.append(b"Content-Length: %s\r\n" % content_length)
@@ -460,9 +484,9 @@ class ClientConnection(asyncio.Protocol):
         self.close_after = close
         self.response_status = status
         self.response_started = True
-        self.out.append(
-            b"".join([b"HTTP/1.1 %d %s\r\n" % (status, conn.reason), *lines, b"\r\n"])
-        )
+        self.out.append(b"HTTP/1.1 %d %s\r\n" % (status, conn.reason))
+        lines.append(b"\r\n")
+        self.out += lines  # joined with the body by _flush: one write
 
     def on_upstream_body(self, body: bytes) -> None:
         if self.no_body:
@@ -493,7 +517,7 @@ class ClientConnection(asyncio.Protocol):
         request = self.request
         if not conn.got_bytes:
             if request is not None and request.retryable and self.backend is not None:
-                self._cancel_upstream_timer()
+                self.phase = BUSY
                 self.upstream = None
                 if conn.reused and not self.stale_retried:
                     # a pooled connection the backend had closed: retry once on a fresh one
@@ -525,7 +549,6 @@ class ClientConnection(asyncio.Protocol):
         if self.chunk_out:
             self.out.append(b"0\r\n\r\n")
         self._flush()
-        self._cancel_upstream_timer()
         self.upstream = None
         reusable = (
             conn.message_complete or self.no_body
@@ -540,7 +563,7 @@ class ClientConnection(asyncio.Protocol):
 
     def _open_tunnel(self, conn: UpstreamConnection, rest: bytes) -> None:
         """101 Switching Protocols: from now on both sides are a byte tunnel."""
-        self._cancel_upstream_timer()
+        self.phase = BUSY  # a tunnel lives until either side closes
         self.tunnel = conn
         self.upstream = None
         self.upgrading = False
@@ -572,10 +595,9 @@ class ClientConnection(asyncio.Protocol):
             self.closed = True
             self.transport.close()
         elif self.parsing is None:
-            self.timer = self.loop.call_later(self.settings.keepalive_timeout, self._idle_timeout)
-            self.idle_timer_armed = True
+            self._enter(IDLE, self.settings.keepalive_timeout)
         else:
-            self._arm_head_timer()
+            self._enter(HEAD, self.settings.client_header_timeout)
 
     def _respond_error(
         self,
@@ -602,7 +624,7 @@ class ClientConnection(asyncio.Protocol):
         self._end_exchange()
 
     def _upstream_failed(self, conn: UpstreamConnection, status: int, detail: str) -> None:
-        self._cancel_upstream_timer()
+        self.phase = BUSY
         self.upstream = None
         conn.abort()
         if self.response_started:
@@ -636,57 +658,48 @@ class ClientConnection(asyncio.Protocol):
         else:
             self.transport.close()
 
-    # --- timers ------------------------------------------------------------------------
-    def _arm_upstream(self, delay: float) -> None:
-        if self.upstream_timer is not None:
-            self.upstream_timer.cancel()
-        self.upstream_timer = self.loop.call_later(delay, self._upstream_timeout)
+    # --- the connection timer ---------------------------------------------------------
+    def _enter(self, phase: int, timeout: float) -> None:
+        """Switch phase with a deadline `timeout` from now; re-arm only if it is earlier."""
+        now = self.loop.time()
+        self.phase = phase
+        self.deadline = now + timeout
+        # An idle connection wakes at least every header timeout, so that the HEAD phase
+        # that follows never needs an earlier timer than the one already armed.
+        fire = min(self.deadline, now + self.settings.client_header_timeout)
+        if self.timer is None or fire < self.timer_at:
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer = self.loop.call_at(fire, self._tick)
+            self.timer_at = fire
 
-    def _cancel_upstream_timer(self) -> None:
-        if self.upstream_timer is not None:
-            self.upstream_timer.cancel()
-            self.upstream_timer = None
-
-    def _upstream_timeout(self) -> None:
-        self.upstream_timer = None
-        conn = self.upstream
-        if conn is None or self.route is None:
-            return
-        if conn.got_bytes:
-            idle = self.loop.time() - self.last_upstream_read
-            remaining = self.route.site.timeouts.between_bytes - idle
-            if remaining > 0.001:
-                self._arm_upstream(remaining)
-                return
-        self._upstream_failed(conn, 504, "The backend did not answer in time.")
-
-    def _arm_head_timer(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-        self.idle_timer_armed = False
-        self.timer = self.loop.call_later(self.settings.client_header_timeout, self._head_timeout)
-
-    def _head_timeout(self) -> None:
+    def _tick(self) -> None:
         self.timer = None
-        if self.request is None and not self.closed:
-            if self.parsing is not None:
+        if self.closed:
+            return
+        phase = self.phase
+        if phase == BUSY:
+            return  # the next _enter arms the timer again
+        now = self.loop.time()
+        deadline = self.deadline
+        if phase == STREAM and self.route is not None:
+            deadline = self.last_upstream_read + self.route.site.timeouts.between_bytes
+        if now < deadline - 0.001:
+            self.timer_at = min(deadline, now + self.settings.client_header_timeout)
+            self.timer = self.loop.call_at(self.timer_at, self._tick)
+            return
+        if phase == IDLE:
+            self.closed = True
+            self.transport.close()
+        elif phase == HEAD:
+            if self.parsing is not None:  # a connection that never sent a byte just closes
                 self.parsing = None
                 self.out.append(error_response(408, "The request took too long to arrive."))
                 self._flush()
             self.closed = True
             self.transport.close()
-
-    def _idle_timeout(self) -> None:
-        self.timer = None
-        if self.request is None and self.parsing is None and not self.closed:
-            self.closed = True
-            self.transport.close()
-
-    def _cancel_timers(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        self._cancel_upstream_timer()
+        elif self.upstream is not None:  # WAIT or STREAM
+            self._upstream_failed(self.upstream, 504, "The backend did not answer in time.")
 
     # --- output ------------------------------------------------------------------------
     def _flush(self) -> None:

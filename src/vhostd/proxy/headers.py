@@ -4,49 +4,67 @@ Hop-by-hop headers never cross the proxy: Connection and every header it names, 
 TE, Trailer, Transfer-Encoding, Upgrade (unless upgrading), Proxy-Connection, and `Proxy`
 (httpoxy). Framing headers are rewritten by the proxy, never copied. Client-supplied
 X-Forwarded-* and X-Real-IP are kept only from trusted proxies.
+
+The rules are tables looked up once per header as the parser delivers it, so a header is
+classified and, when it passes, serialised in the same step (the per-request hot path).
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 Header = tuple[bytes, bytes]
 
-# Dropped from requests and responses alike (lower-case names).
-HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-        b"proxy-connection",
-        b"proxy",
-        b"content-length",  # re-emitted by the framing code
-    }
-)
-FORWARDING = frozenset(
-    {
-        b"x-forwarded-for",
-        b"x-forwarded-proto",
-        b"x-forwarded-host",
-        b"x-forwarded-port",
-        b"x-real-ip",
-        b"forwarded",
-    }
-)
-_REQUEST_DROP = HOP_BY_HOP | FORWARDING | {b"expect"}
+# What happens to a header, by lower-case name (absent from a table: forwarded unchanged).
+DROP, HOST, LENGTH, CHUNKED, AUTH, EXPECT, UPGRADE, CONNECTION, FORWARDED = range(9)
+
+_HOP_BY_HOP = {
+    b"keep-alive": DROP,
+    b"te": DROP,
+    b"trailer": DROP,
+    b"proxy-connection": DROP,
+    b"proxy": DROP,  # httpoxy
+    b"connection": CONNECTION,
+    b"upgrade": UPGRADE,
+    b"content-length": LENGTH,
+    b"transfer-encoding": CHUNKED,
+}
+REQUEST_RULES: dict[bytes, int] = {
+    **_HOP_BY_HOP,
+    b"host": HOST,
+    b"authorization": AUTH,
+    b"expect": EXPECT,  # answered by the proxy itself
+    b"x-forwarded-for": FORWARDED,
+    b"x-forwarded-proto": FORWARDED,
+    b"x-forwarded-host": FORWARDED,
+    b"x-forwarded-port": FORWARDED,
+    b"x-real-ip": FORWARDED,
+    b"forwarded": FORWARDED,
+}
+RESPONSE_RULES: dict[bytes, int] = dict(_HOP_BY_HOP)
+
+# Connection tokens that name no header of their own.
+_CONNECTION_OPTIONS = frozenset({b"keep-alive", b"close", b"upgrade"})
 
 
-def connection_tokens(headers: Iterable[Header]) -> set[bytes]:
-    """Lower-case tokens of every Connection header (the headers they name are hop-by-hop)."""
-    tokens: set[bytes] = set()
-    for name, value in headers:
-        if name.lower() == b"connection":
-            tokens.update(t.strip().lower() for t in value.split(b",") if t.strip())
-    return tokens
+def connection_named(value: bytes) -> frozenset[bytes]:
+    """Header names a Connection value makes hop-by-hop (beyond the standard options)."""
+    tokens = {t.strip().lower() for t in value.split(b",")}
+    tokens.discard(b"")
+    return frozenset(tokens - _CONNECTION_OPTIONS)
+
+
+def without_named(pieces: Sequence[bytes], named: frozenset[bytes]) -> list[bytes]:
+    """Drop the headers a Connection header listed from header pieces.
+
+    Pieces are what the hot path builds: four per header, (name, b": ", value, CRLF).
+    """
+    kept: list[bytes] = []
+    for i in range(0, len(pieces), 4):
+        if pieces[i].lower() not in named:
+            kept += pieces[i : i + 4]
+    return kept
 
 
 class TrustedProxies:
@@ -72,59 +90,30 @@ class TrustedProxies:
         return known
 
 
-def upstream_request_headers(
-    headers: Sequence[Header],
-    *,
-    client_ip: bytes,
-    host: bytes,
-    port: bytes,
-    scheme: bytes,
-    trusted: bool,
-    drop_authorization: bool,
-) -> list[bytes]:
-    """Header lines (b"Name: value\\r\\n") for the request sent upstream, framing excluded."""
-    named = connection_tokens(headers) if _has_connection(headers) else ()
-    lines: list[bytes] = []
-    forwarded: dict[bytes, bytes] = {}
-    for name, value in headers:
-        lower = name.lower()
-        if lower in _REQUEST_DROP or lower in named:
-            if trusted and lower in FORWARDING:
-                prior = forwarded.get(lower)
-                forwarded[lower] = value if prior is None else prior + b", " + value
-            continue
-        if drop_authorization and lower == b"authorization":
-            continue
-        lines.append(b"%s: %s\r\n" % (name, value))
-    prior_for = forwarded.get(b"x-forwarded-for")
-    lines.append(
-        b"X-Forwarded-For: %s\r\n" % (prior_for + b", " + client_ip if prior_for else client_ip)
+def forwarding_tail(client_ip: bytes, port: bytes, scheme: bytes = b"http") -> bytes:
+    """The forwarding headers that do not depend on the request (all but X-Forwarded-Host)."""
+    return (
+        b"X-Forwarded-For: %s\r\nX-Forwarded-Proto: %s\r\nX-Forwarded-Port: %s\r\n"
+        b"X-Real-IP: %s\r\n" % (client_ip, scheme, port, client_ip)
     )
-    lines.append(b"X-Forwarded-Proto: %s\r\n" % forwarded.get(b"x-forwarded-proto", scheme))
-    lines.append(b"X-Forwarded-Host: %s\r\n" % forwarded.get(b"x-forwarded-host", host))
-    lines.append(b"X-Forwarded-Port: %s\r\n" % forwarded.get(b"x-forwarded-port", port))
-    lines.append(b"X-Real-IP: %s\r\n" % forwarded.get(b"x-real-ip", client_ip))
-    if b"forwarded" in forwarded:
-        lines.append(b"Forwarded: %s\r\n" % forwarded[b"forwarded"])
-    return lines
 
 
-def _has_connection(headers: Sequence[Header]) -> bool:
-    for name, _ in headers:
-        if len(name) == 10 and name.lower() == b"connection":
-            return True
-    return False
-
-
-def client_response_headers(headers: Sequence[Header], *, upgrading: bool) -> list[bytes]:
-    """Header lines for the response sent to the client, framing and hop-by-hop excluded."""
-    named = connection_tokens(headers) if _has_connection(headers) else ()
-    lines: list[bytes] = []
-    for name, value in headers:
+def trusted_forwarding(
+    prior: Sequence[Header], client_ip: bytes, host: bytes, port: bytes, scheme: bytes = b"http"
+) -> bytes:
+    """Forwarding headers for a request from a trusted proxy that sent its own."""
+    seen: dict[bytes, bytes] = {}
+    for name, value in prior:
         lower = name.lower()
-        if lower in HOP_BY_HOP or lower in named:
-            if upgrading and lower == b"upgrade":
-                lines.append(b"Upgrade: %s\r\n" % value)
-            continue
-        lines.append(b"%s: %s\r\n" % (name, value))
-    return lines
+        seen[lower] = seen[lower] + b", " + value if lower in seen else value
+    prior_for = seen.get(b"x-forwarded-for")
+    lines = [
+        b"X-Forwarded-For: %s\r\n" % (prior_for + b", " + client_ip if prior_for else client_ip),
+        b"X-Forwarded-Proto: %s\r\n" % seen.get(b"x-forwarded-proto", scheme),
+        b"X-Forwarded-Host: %s\r\n" % seen.get(b"x-forwarded-host", host),
+        b"X-Forwarded-Port: %s\r\n" % seen.get(b"x-forwarded-port", port),
+        b"X-Real-IP: %s\r\n" % seen.get(b"x-real-ip", client_ip),
+    ]
+    if b"forwarded" in seen:
+        lines.append(b"Forwarded: %s\r\n" % seen[b"forwarded"])
+    return b"".join(lines)

@@ -12,6 +12,20 @@ Every refusal carries the status it should become.
 
 from __future__ import annotations
 
+from vhostd.proxy.headers import (
+    AUTH,
+    CHUNKED,
+    CONNECTION,
+    EXPECT,
+    FORWARDED,
+    HOST,
+    LENGTH,
+    REQUEST_RULES,
+    UPGRADE,
+    connection_named,
+    without_named,
+)
+
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
 
 
@@ -30,6 +44,9 @@ class Request:
         "target",
         "version",
         "headers",
+        "lines",
+        "forwarded",
+        "named",
         "host",
         "host_count",
         "te_count",
@@ -51,7 +68,10 @@ class Request:
         self.method = b""
         self.target = b""
         self.version = b"1.1"
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers: list[tuple[bytes, bytes]] = []  # as received, for logs
+        self.lines: list[bytes] = []  # the headers that pass upstream, as pieces to join
+        self.forwarded: list[tuple[bytes, bytes]] | None = None  # client's X-Forwarded-*
+        self.named: frozenset[bytes] = frozenset()  # hop-by-hop by Connection
         self.host: bytes | None = None
         self.host_count = 0
         self.te_count = 0
@@ -60,7 +80,7 @@ class Request:
         self.expect_continue = False
         self.upgrade: bytes | None = None
         self.keep_alive = True
-        self.authorization: bytes | None = None
+        self.authorization: bytes | None = None  # also held out of `lines`
         self.body: list[bytes] = []  # chunks held until an upstream is attached
         self.body_buffered = 0
         self.body_size = 0
@@ -69,22 +89,33 @@ class Request:
         self.head_size = 0
 
     def add_header(self, name: bytes, value: bytes) -> None:
-        """Record a header and the facts framing and routing need (called per header)."""
+        """Record a header, classify it and serialise it when it passes (called per header)."""
         self.headers.append((name, value))
-        if len(name) == 4 and name.lower() == b"host":
+        rule = REQUEST_RULES.get(name.lower())
+        if rule is None:
+            self.lines += (name, b": ", value, b"\r\n")  # cheaper than formatting a line
+        elif rule == HOST:
             self.host_count += 1
             self.host = value
-        elif len(name) == 14 and name.lower() == b"content-length":
+            self.lines += (b"Host", b": ", value, b"\r\n")
+        elif rule == LENGTH:
             self.content_length = int(value)  # llhttp has validated it: digits, single
-        elif len(name) == 17 and name.lower() == b"transfer-encoding":
+        elif rule == CHUNKED:
             self.te_count += 1
             self.chunked = True  # llhttp accepts only a final "chunked" on requests
-        elif len(name) == 13 and name.lower() == b"authorization":
+        elif rule == AUTH:
             self.authorization = value
-        elif len(name) == 6 and name.lower() == b"expect":
+        elif rule == EXPECT:
             self.expect_continue = value.strip().lower() == b"100-continue"
-        elif len(name) == 7 and name.lower() == b"upgrade":
+        elif rule == UPGRADE:
             self.upgrade = value
+        elif rule == CONNECTION:
+            self.named |= connection_named(value)
+        elif rule == FORWARDED:
+            if self.forwarded is None:
+                self.forwarded = []
+            self.forwarded.append((name, value))
+        # DROP: nothing
 
     @property
     def has_body(self) -> bool:
@@ -112,7 +143,7 @@ class Request:
                 if not authority or b"@" in authority:
                     raise Rejection(400, "Invalid absolute request target.")
                 # RFC 9112 §3.2.2: the target's authority replaces any Host header
-                self.headers = [(n, v) for n, v in self.headers if n.lower() != b"host"]
+                self.lines = without_named(self.lines, frozenset({b"host"}))
                 self.host = authority
                 self.host_count = 0
                 self.target = path

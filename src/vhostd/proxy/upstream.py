@@ -15,6 +15,14 @@ from typing import TYPE_CHECKING, Any
 import httptools
 
 from vhostd.config.model import Backend
+from vhostd.proxy.headers import (
+    CHUNKED,
+    CONNECTION,
+    LENGTH,
+    RESPONSE_RULES,
+    UPGRADE,
+    connection_named,
+)
 
 if TYPE_CHECKING:
     from vhostd.proxy.client import ClientConnection
@@ -39,12 +47,16 @@ class UpstreamConnection(asyncio.Protocol):
         "parser",
         "exchange",
         "reused",
-        "headers",
+        "lines",
+        "content_length",
+        "chunked",
+        "upgrade",
+        "named",
         "reason",
         "message_complete",
         "keep_alive",
         "got_bytes",
-        "idle_timer",
+        "idle_since",
         "closed",
     )
 
@@ -55,12 +67,17 @@ class UpstreamConnection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.exchange: ClientConnection | None = None
         self.reused = False
-        self.headers: list[tuple[bytes, bytes]] = []
+        # the response being parsed: headers for the client serialised as they arrive
+        self.lines: list[bytes] = []
+        self.content_length: bytes | None = None
+        self.chunked = False
+        self.upgrade: bytes | None = None
+        self.named: frozenset[bytes] = frozenset()
         self.reason = b""
         self.message_complete = False
         self.keep_alive = False
         self.got_bytes = False
-        self.idle_timer: asyncio.TimerHandle | None = None
+        self.idle_since = 0.0
         self.closed = False
 
     # --- asyncio.Protocol -------------------------------------------------------------
@@ -76,9 +93,6 @@ class UpstreamConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self.idle_timer is not None:
-            self.idle_timer.cancel()
-            self.idle_timer = None
         self.pool.forget(self)
         exchange = self.exchange
         if exchange is not None:
@@ -99,11 +113,30 @@ class UpstreamConnection(asyncio.Protocol):
             self.exchange.resume_client_reading(1)
 
     # --- httptools callbacks ------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        # also after a 1xx interim response: the final response starts clean
+        self.lines = []
+        self.content_length = None
+        self.chunked = False
+        self.upgrade = None
+        self.named = frozenset()
+        self.reason = b""
+
     def on_status(self, reason: bytes) -> None:
         self.reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
+        rule = RESPONSE_RULES.get(name.lower())
+        if rule is None:
+            self.lines += (name, b": ", value, b"\r\n")  # pieces, joined once per response
+        elif rule == LENGTH:
+            self.content_length = value
+        elif rule == CHUNKED:
+            self.chunked = True
+        elif rule == UPGRADE:
+            self.upgrade = value
+        elif rule == CONNECTION:
+            self.named |= connection_named(value)
 
     def on_headers_complete(self) -> None:
         # llhttp forgets this once the message is complete, so read it now
@@ -120,17 +153,9 @@ class UpstreamConnection(asyncio.Protocol):
 
     # --- lifecycle ---------------------------------------------------------------------
     def start_response(self) -> None:
-        """Reset per-response state before sending a request."""
-        self.headers = []
-        self.reason = b""
+        """Reset per-exchange state before sending a request."""
         self.message_complete = False
         self.got_bytes = False
-
-    def next_response(self) -> None:
-        """After a 1xx interim response: wait for the final one on the same parser."""
-        self.headers = []
-        self.reason = b""
-        self.message_complete = False
 
     def close(self) -> None:
         if not self.closed:
@@ -156,6 +181,8 @@ class UpstreamPool:
         self.keep_per_backend = keep_per_backend
         self.idle: dict[Backend, list[UpstreamConnection]] = {}
         self._tls: ssl.SSLContext | None = None
+        # One sweep for the whole pool instead of a timer per idle connection.
+        self._sweep: asyncio.TimerHandle | None = None
 
     def take(self, backend: Backend) -> UpstreamConnection | None:
         stack = self.idle.get(backend)
@@ -163,9 +190,6 @@ class UpstreamPool:
             conn = stack.pop()
             if conn.closed or conn.transport.is_closing():
                 continue
-            if conn.idle_timer is not None:
-                conn.idle_timer.cancel()
-                conn.idle_timer = None
             conn.reused = True
             return conn
         return None
@@ -178,10 +202,24 @@ class UpstreamPool:
         if len(stack) >= self.keep_per_backend:
             conn.close()
             return
-        # A fresh parser: a HEAD response or an interim 1xx may have left the old one mid-state.
-        conn.parser = httptools.HttpResponseParser(conn)
-        conn.idle_timer = self.loop.call_later(UPSTREAM_IDLE_TIMEOUT, conn.close)
+        if not conn.message_complete:
+            # a HEAD response leaves llhttp expecting a body: start it afresh
+            conn.parser = httptools.HttpResponseParser(conn)
+        conn.idle_since = self.loop.time()
         stack.append(conn)
+        if self._sweep is None:
+            self._sweep = self.loop.call_later(UPSTREAM_IDLE_TIMEOUT / 4, self._close_stale)
+
+    def _close_stale(self) -> None:
+        self._sweep = None
+        cutoff = self.loop.time() - UPSTREAM_IDLE_TIMEOUT
+        remaining = 0
+        for stack in list(self.idle.values()):
+            for conn in [c for c in stack if c.idle_since < cutoff]:
+                conn.close()
+            remaining += len(stack)
+        if remaining:
+            self._sweep = self.loop.call_later(UPSTREAM_IDLE_TIMEOUT / 4, self._close_stale)
 
     def forget(self, conn: UpstreamConnection) -> None:
         stack = self.idle.get(conn.backend)
@@ -208,6 +246,9 @@ class UpstreamPool:
         return conn
 
     def close_all(self) -> None:
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         for stack in self.idle.values():
             for conn in list(stack):
                 conn.close()

@@ -38,7 +38,7 @@ class Route:
         count = len(backends)
         if count == 1:
             only = backends[0]
-            return None if only in skip else only
+            return None if skip and only in skip else only  # no hashing in the common case
         if count == 0:
             return None
         start = next(self._turn)  # type: ignore[call-overload]
