@@ -95,6 +95,13 @@ def test_deploy_redeploy_undeploy_a_compose_project(
     missing = bench.vhostd("undeploy", name)
     assert missing.code == 1 and "no deployed project" in missing.err
 
+    # the kept checkout is picked up again by the next deploy
+    repo.commit({"docker-compose.yml": compose_file(bench.image, "v4")})
+    back = bench.vhostd("deploy", repo.url, "--name", name, "--host", host)
+    assert back.code == 0, back.err + back.out
+    assert "updating the checkout" in back.out and "cloning" not in back.out
+    assert proxy.request("/", host=host).body == b"v4 /\n"
+
 
 def _left_behind(bench: DeployBench, name: str) -> dict[str, object]:
     """Whatever a failed deploy could leave: checkout, record, login files, containers."""

@@ -39,6 +39,12 @@ def current_commit(checkout: str) -> str:
     return _git(checkout, "rev-parse", "HEAD", step="git rev-parse")
 
 
+def current_branch(checkout: str) -> str:
+    """The checked-out branch ("" when detached)."""
+    name = _git(checkout, "rev-parse", "--abbrev-ref", "HEAD", step="git rev-parse")
+    return "" if name == "HEAD" else name
+
+
 def origin_url(checkout: str) -> str:
     return _git(checkout, "remote", "get-url", "origin", step="git remote")
 

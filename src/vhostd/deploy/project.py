@@ -113,25 +113,28 @@ def _deploy_locked(config: Config, request: DeployRequest, name: str) -> DeployR
 
 def _deploy_steps(config: Config, request: DeployRequest, record: ProjectRecord,
                   previous: ProjectRecord | None, undo: Undo) -> tuple[str | None, int | None]:
-    fresh = previous is None or not os.path.isdir(os.path.join(record.checkout, ".git"))
     branch = request.branch or (previous.branch if previous else "") or checkout.default_branch(request.repo)
     if not checkout.remote_branch_exists(request.repo, branch):
         raise VhostdError(f"{request.repo} has no branch {branch!r}")
     record.branch = branch
     restore_checkout: Callable[[], None] | None = None
-    if fresh:
-        if os.path.exists(record.checkout):
-            raise VhostdError(f"{record.checkout} exists and is not a deployed checkout; move it away")
-        undo.push(f"remove the checkout {record.checkout}", lambda: checkout.remove(record.checkout))
-        record.commit = checkout.clone(request.repo, branch, record.checkout)
-    else:
-        old_commit, old_branch = checkout.current_commit(record.checkout), record.branch
+    if os.path.isdir(os.path.join(record.checkout, ".git")):  # deployed before (maybe undeployed)
+        origin = checkout.origin_url(record.checkout)
+        if origin != request.repo:
+            raise VhostdError(f"{record.checkout} is a checkout of {origin}, not {request.repo}")
+        old_commit = checkout.current_commit(record.checkout)
+        old_branch = checkout.current_branch(record.checkout)
 
         def restore_checkout() -> None:
-            checkout.restore(record.checkout, old_branch, old_commit)
+            checkout.restore(record.checkout, old_branch or branch, old_commit)
 
         undo.push(f"put the checkout back on {old_commit[:12]}", restore_checkout)
         record.commit = checkout.update(record.checkout, branch)
+    else:
+        if os.path.exists(record.checkout):
+            raise VhostdError(f"{record.checkout} exists and is not a git checkout; move it away")
+        undo.push(f"remove the checkout {record.checkout}", lambda: checkout.remove(record.checkout))
+        record.commit = checkout.clone(request.repo, branch, record.checkout)
     kind, decided_by = detect.detect_kind(os.listdir(record.checkout))
     if previous and previous.kind and previous.kind != kind:
         raise VhostdError(f"the project changed from {previous.kind} to {kind}; undeploy it first")
@@ -148,13 +151,15 @@ def _deploy_steps(config: Config, request: DeployRequest, record: ProjectRecord,
         record.auth_files_created = tuple(dict.fromkeys((*record.auth_files_created, *created)))
         say(f"==> login {request.auth_user!r} " + ("created" if password else "unchanged"))
 
-    previous_containers = _start(config, request, record, restore_checkout, undo)
+    # a redeploy's rollback restarts the previous version; a first deploy's just stops this one
+    was_running = restore_checkout if previous is not None else None
+    previous_containers = _start(config, request, record, was_running, undo)
     record.state, record.last_deploy = "running", _now()
-    if not fresh:  # from here a failure must leave the record describing what runs
-        assert previous is not None
-        undo.push("keep the previous deploy record", lambda: save_record(config.deploy.projects_dir, previous))
     save_record(config.deploy.projects_dir, record)
-    if fresh:
+    if previous is not None:
+        undo.push("keep the previous deploy record",
+                  lambda: save_record(config.deploy.projects_dir, previous))
+    else:
         undo.push("forget the deploy record",
                   lambda: delete_record(config.deploy.projects_dir, record.name))
 
@@ -186,7 +191,7 @@ def _start(config: Config, request: DeployRequest, record: ProjectRecord,
            restore_checkout: Callable[[], None] | None, undo: Undo) -> list[str]:
     """Start the project by kind; returns containers to remove once the new one answers.
 
-    `restore_checkout` is None for a first deploy, else how to put the previous commit back.
+    `restore_checkout` is None when nothing was running, else how to put the previous commit back.
     """
     fresh = restore_checkout is None
     if record.kind == detect.COMPOSE:
