@@ -79,3 +79,14 @@ def test_idle_keep_alive_connection_is_closed(origin, make_proxy):
         sock.settimeout(5)
         assert sock.recv(10) == b""
         assert time.monotonic() - started < 4
+
+
+def test_stalled_upload_gets_408_at_the_body_timeout(origin, make_proxy):
+    proxy = make_proxy([site(origin)], server={"client_body_timeout": "0.5s"})
+    with proxy.connect() as sock:
+        sock.sendall(b"POST /sink HTTP/1.1\r\nHost: a.test\r\nContent-Length: 10\r\n\r\nabc")
+        started = time.monotonic()
+        response = read_response(sock)
+        assert time.monotonic() - started < 5
+    assert response.status == 408
+    assert response.header("Connection") == "close"

@@ -79,6 +79,7 @@ class ServerSettings:
     timeouts: Timeouts = field(default_factory=Timeouts)
     client_header_timeout: float = 10.0
     keepalive_timeout: float = 75.0
+    client_body_timeout: float = 60.0  # between two reads of a request body → 408
     max_head_size: int = 16 * 1024
     max_headers: int = 100
     max_body_size: int | None = None

@@ -33,7 +33,8 @@ PAUSE_QUEUE = 4  # too many pipelined requests waiting
 # What the connection's single timer is guarding (see _tick).
 IDLE = 0  # between requests: keepalive_timeout
 HEAD = 1  # a request head is arriving: client_header_timeout → 408
-BUSY = 2  # routing, authenticating, connecting, uploading: no deadline of ours
+BUSY = 2  # routing, authenticating, connecting, tunnelling: no deadline of ours
+BODY = 5  # a request body is arriving: client_body_timeout between reads → 408
 WAIT = 3  # request sent, no response byte yet: first_byte timeout → 504
 STREAM = 4  # response arriving: between_bytes timeout → cut
 
@@ -78,6 +79,7 @@ class ClientConnection(asyncio.Protocol):
         self.failed_backends: set[Backend] = set()
         self.stale_retried = False
         self.last_upstream_read = 0.0
+        self.last_client_read = 0.0
         self.response_started = False
         self.response_status = 0
         self.chunk_out = False
@@ -148,6 +150,8 @@ class ClientConnection(asyncio.Protocol):
             self.tunnel_hold.append(data)
             self.pause_client_reading(PAUSE_HELD_BODY)
             return
+        if self.phase == BODY:
+            self.last_client_read = self.loop.time()
         in_head = self.parsing  # a head started in an earlier read: count its raw bytes
         self.read_size = len(data)
         try:
@@ -244,6 +248,8 @@ class ClientConnection(asyncio.Protocol):
         assert request is not None
         request.complete = True
         self.parsing = None
+        if request is self.request and self.phase == BODY:
+            self.phase = BUSY
         if request is self.request and self.upstream is not None:
             self._request_sent(self.upstream)
 
@@ -251,7 +257,11 @@ class ClientConnection(asyncio.Protocol):
     def _start(self, request: Request) -> None:
         """Make `request` the active exchange: route, authenticate, then connect."""
         self.request = request
-        self.phase = BUSY
+        if request.has_body:
+            self._enter(BODY, self.settings.client_body_timeout)
+            self.last_client_read = self.loop.time()
+        else:
+            self.phase = BUSY
         if self.ctx.access_log is not None:
             self.started_at = self.loop.time()
         if request.rejection is not None:
@@ -684,6 +694,8 @@ class ClientConnection(asyncio.Protocol):
         deadline = self.deadline
         if phase == STREAM and self.route is not None:
             deadline = self.last_upstream_read + self.route.site.timeouts.between_bytes
+        elif phase == BODY:
+            deadline = self.last_client_read + self.settings.client_body_timeout
         if now < deadline - 0.001:
             self.timer_at = min(deadline, now + self.settings.client_header_timeout)
             self.timer = self.loop.call_at(self.timer_at, self._tick)
@@ -698,6 +710,15 @@ class ClientConnection(asyncio.Protocol):
                 self._flush()
             self.closed = True
             self.transport.close()
+        elif phase == BODY:
+            if self.upstream is not None:
+                self.upstream.abort()
+                self.upstream = None
+            if self.response_started:
+                self.closed = True
+                self.transport.abort()
+            else:
+                self._respond_error(408, "The request body stopped arriving.", close=True)
         elif self.upstream is not None:  # WAIT or STREAM
             self._upstream_failed(self.upstream, 504, "The backend did not answer in time.")
 
