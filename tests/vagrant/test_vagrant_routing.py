@@ -42,7 +42,9 @@ def timed(condition: Callable[[], Any], limit: float = REFLECTED_WITHIN_S) -> fl
     """How long until `condition` holds (polled); fails past `limit` seconds."""
     started = time.monotonic()
     wait_for(condition, timeout=limit)
-    return time.monotonic() - started
+    elapsed = time.monotonic() - started
+    print(f"reflected through vhostd {elapsed:.3f}s after the vagrant command returned")
+    return elapsed
 
 
 def test_up_halt_up_destroy_follow_the_machine_index(
