@@ -20,6 +20,7 @@ from typing import Any
 from vhostd.config.load import config_snapshot, load_config
 from vhostd.config.model import Config
 from vhostd.errors import VhostdError
+from vhostd.providers.docker.settings import docker_wanted
 from vhostd.providers.snapshot import Snapshot
 from vhostd.proxy.accesslog import AccessLog
 from vhostd.proxy.context import ProxyContext
@@ -31,16 +32,6 @@ from vhostd.routing.pipeline import RoutePipeline
 log = logging.getLogger("vhostd")
 
 ProviderRunner = Callable[[Config, Callable[[Snapshot], None]], Awaitable[None]]
-
-
-def _docker_wanted(config: Config) -> bool:
-    enabled = config.docker.enabled
-    if enabled == "auto":
-        host = config.docker.host
-        if host.startswith("unix://"):
-            return os.path.exists(host[len("unix://") :])
-        return bool(host)
-    return bool(enabled)
 
 
 def _vagrant_wanted(config: Config) -> bool:
@@ -56,7 +47,7 @@ def provider_runners(config: Config) -> list[tuple[str, ProviderRunner]]:
     from vhostd.providers.files.watch import run_file_provider
 
     runners: list[tuple[str, ProviderRunner]] = [("file", run_file_provider)]
-    if _docker_wanted(config):
+    if docker_wanted(config.docker):
         from vhostd.providers.docker.watch import run_docker_provider
 
         runners.append(("docker", run_docker_provider))

@@ -15,7 +15,7 @@ from tests.docker.conftest import (
     started_at,
 )
 from vhostd.config.model import Config, DockerSettings
-from vhostd.providers.docker.watch import docker_wanted
+from vhostd.providers.docker.settings import docker_wanted
 
 pytestmark = pytest.mark.docker
 

@@ -356,6 +356,8 @@ class ClientConnection(asyncio.Protocol):
         future.add_done_callback(lambda done: self._connected(request, backend, done))
 
     def _connected(self, request: Request | None, backend: Backend, done: asyncio.Future) -> None:
+        if done.cancelled():  # shutting down
+            return
         error = done.exception()
         if self.closed or request is not self.request:
             if error is None:
@@ -363,14 +365,20 @@ class ClientConnection(asyncio.Protocol):
             return
         if error is None and not done.result().closed:
             self._attach(done.result())
-        elif isinstance(error, asyncio.TimeoutError):
+        elif isinstance(error, asyncio.TimeoutError) and not self._another_backend(backend):
             self._respond_error(504, "The backend did not accept the connection in time.")
         else:
-            # Refused, or closed before we wrote anything: another backend is safe for any method.
+            # Refused, closed before we wrote anything, or hung while another replica is
+            # left: nothing was sent, so another backend is safe for any method.
             self.failed_backends.add(backend)
             self._forward()
         if self.out:
             self._flush()
+
+    def _another_backend(self, failed: Backend) -> bool:
+        """Is there a backend besides `failed` (a replica that died hangs its connects)?"""
+        route = self.route
+        return route is not None and route.pick(self.failed_backends | {failed}) is not None
 
     def _attach(self, conn: UpstreamConnection) -> None:
         request = self.request

@@ -17,7 +17,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import aiodocker
@@ -26,6 +25,7 @@ import aiohttp
 from vhostd.config.model import Config, DockerSettings
 from vhostd.providers.docker.build import build
 from vhostd.providers.docker.own_container import local_candidate_ids
+from vhostd.providers.docker.settings import docker_wanted
 from vhostd.providers.snapshot import Snapshot
 
 log = logging.getLogger("vhostd.docker")
@@ -59,20 +59,6 @@ API_TIMEOUT = aiohttp.ClientTimeout(total=15, connect=5)
 
 Publish = Callable[[Snapshot], None]
 
-
-def docker_wanted(settings: DockerSettings) -> bool:
-    """enabled = true | false | "auto" (on when the unix socket exists, or for tcp)."""
-    enabled = settings.enabled
-    if isinstance(enabled, str):
-        lowered = enabled.strip().lower()
-        if lowered in ("true", "yes", "on", "1"):
-            return True
-        if lowered != "auto":
-            return False
-        if settings.host.startswith("unix://"):
-            return Path(settings.host[len("unix://") :]).is_socket()
-        return True
-    return bool(enabled)
 
 
 class EngineFollower:
