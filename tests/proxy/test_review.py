@@ -190,7 +190,9 @@ def test_upgrade_request_to_a_stalled_backend_gets_504(origin, make_proxy):
     assert time.monotonic() - started < 4
 
 
-@pytest.mark.xfail(strict=True, reason="Upgrade request body: CL sent upstream, body withheld, conn pooled")
+@pytest.mark.xfail(
+    strict=True, reason="Upgrade request body: CL sent upstream, body withheld, conn pooled"
+)
 def test_upgrade_request_with_a_body_cannot_smuggle_a_request(raw_backend, make_proxy):
     # Like Go's net/http or Node: answer a request at once, then discard its unread body
     # (Content-Length bytes) to keep the connection alive, then read the next request.
@@ -241,14 +243,18 @@ def test_client_that_stops_sending_its_body_is_cut_off(origin, make_proxy):
         server={"client_header_timeout": "0.5s", "keepalive_timeout": "0.5s"},
     )
     with proxy.connect() as sock:
-        sock.sendall(b"POST /sink HTTP/1.1\r\nHost: a.test\r\nContent-Length: 1000\r\n\r\n0123456789")
+        sock.sendall(
+            b"POST /sink HTTP/1.1\r\nHost: a.test\r\nContent-Length: 1000\r\n\r\n0123456789"
+        )
         answer = recv_until_closed(sock, time.monotonic() + 4)
     # nginx: 408 after client_body_timeout; anything but hanging forever is acceptable here
     assert answer is not None, "connection still open 4 s after the client went silent"
     assert answer == b"" or answer.startswith(b"HTTP/1.1 408")
 
 
-@pytest.mark.xfail(strict=True, reason="between-bytes timer runs while vhostd itself paused the upstream")
+@pytest.mark.xfail(
+    strict=True, reason="between-bytes timer runs while vhostd itself paused the upstream"
+)
 def test_client_reading_slowly_is_not_cut_by_the_between_bytes_timeout(origin, make_proxy):
     proxy = make_proxy([site(origin.url, between_bytes_timeout="0.5s")])
     size = 16 * 1024 * 1024
@@ -332,7 +338,10 @@ def test_pipelined_chunked_body_over_max_body_size_gets_413(origin, make_proxy):
 # --- keep-alive ---------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="a local error page for a bodyless request closes the connection: request.complete is not set yet at headers-complete")
+@pytest.mark.xfail(
+    strict=True,
+    reason="local error page closes keep-alive: request.complete unset at headers-complete",
+)
 def test_error_page_for_a_bodyless_request_keeps_the_connection_alive(origin, make_proxy):
     proxy = make_proxy(
         [site(origin.url)], server={"client_header_timeout": "0.5s", "keepalive_timeout": "10s"}
@@ -346,7 +355,9 @@ def test_error_page_for_a_bodyless_request_keeps_the_connection_alive(origin, ma
         assert read_response(sock, timeout=3).status == 200
 
 
-@pytest.mark.xfail(strict=True, reason="after a 1xx the pooled connection's final response goes to another client")
+@pytest.mark.xfail(
+    strict=True, reason="after a 1xx the pooled connection's final response goes to another client"
+)
 def test_final_response_after_103_never_reaches_another_client(raw_backend, make_proxy):
     sent_103 = threading.Event()
 
