@@ -117,6 +117,14 @@ def test_vagrant_project_is_declared_brought_up_and_destroyed(
         login = "Basic " + base64.b64encode(f"carol:{password.group(1)}".encode()).decode()
         response = bench.proxy.request("/", host="vm.deploy.test", headers={"Authorization": login})
         assert (response.status, response.body) == (200, b"vm2 /\n")
+        # a redeploy that never answers brings the previous machine back
+        broken = VAGRANTFILE.format(image=bench.image).replace('"vm1"}', '"vm3", "PORT" => "81"}')
+        repo.commit({"Vagrantfile": broken})
+        failed = bench.vhostd("deploy", repo.url, "--name", name, "--timeout", "3")
+        assert failed.code == 1 and "did not answer" in failed.err, failed.err + failed.out
+        assert "rollback: bring the previous version back up" in failed.out
+        wait_for(lambda: bench.proxy.request(
+            "/", host="vm.deploy.test", headers={"Authorization": login}).body == b"vm2 /\n", timeout=5)
         listed = bench.vhostd("projects").out
         assert f"{name}  http://vm.deploy.test:{bench.proxy.port}/  vagrant  running" in listed
 

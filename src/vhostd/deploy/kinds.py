@@ -157,11 +157,28 @@ def vagrant_prepare(record: ProjectRecord, undo: UndoPush, port: int | None) -> 
         say(f"    the repository declares its own {DECLARATION_FILE}; its hosts apply")
         return
     record.port = port or record.port or detect.DEFAULT_PORT
+    before = _read(path)
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(detect.vagrant_declaration(record.hosts, record.port))
     record.generated_files = tuple(dict.fromkeys((*record.generated_files, DECLARATION_FILE)))
     _exclude_from_git(record.checkout, DECLARATION_FILE)
-    undo(f"remove {DECLARATION_FILE}", lambda: _unlink(path))
+    if before is None:
+        undo(f"remove {DECLARATION_FILE}", lambda: _unlink(path))
+    else:  # a redeploy: the previous version keeps its declaration
+        undo(f"restore {DECLARATION_FILE}", lambda: _write(path, before))
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
 
 
 def _exclude_from_git(checkout: str, name: str) -> None:
@@ -218,9 +235,13 @@ def vagrant_start(config: Config, record: ProjectRecord, undo: UndoPush, fresh: 
         run(["vagrant", "reload", "--provision"], "vagrant reload", cwd=record.checkout, env=env,
             echo=True)
         return
+    vagrant_up(config, record, provision=bool(machines))
+
+
+def vagrant_up(config: Config, record: ProjectRecord, provision: bool = False) -> None:
     say("==> vagrant up")
-    command = ["vagrant", "up"] if fresh or not machines else ["vagrant", "up", "--provision"]
-    run(command, "vagrant up", cwd=record.checkout, env=env, echo=True)
+    command = ["vagrant", "up", "--provision"] if provision else ["vagrant", "up"]
+    run(command, "vagrant up", cwd=record.checkout, env=_vagrant_env(config), echo=True)
 
 
 def vagrant_stop(config: Config, record: ProjectRecord, purge: bool) -> None:

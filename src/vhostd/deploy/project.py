@@ -206,9 +206,18 @@ def _start(config: Config, request: DeployRequest, record: ProjectRecord,
         return []
     if record.kind == detect.DOCKERFILE:
         return kinds.dockerfile_start(record, undo.push, request.port)
+    if restore_checkout is not None:  # runs after the undos vagrant_prepare pushes
+        undo.push("bring the previous version back up",
+                  lambda: _vagrant_restart_previous(config, record, restore_checkout))
     kinds.vagrant_prepare(record, undo.push, request.port)
     kinds.vagrant_start(config, record, undo.push, fresh)
     return []
+
+
+def _vagrant_restart_previous(config: Config, record: ProjectRecord,
+                              restore_checkout: Callable[[], None]) -> None:
+    restore_checkout()
+    kinds.vagrant_start(config, record, lambda what, action: None, fresh=False)
 
 
 def _compose_restart_previous(config: Config, record: ProjectRecord,
