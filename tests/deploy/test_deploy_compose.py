@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
 import subprocess
 from collections.abc import Callable
 
@@ -150,3 +151,18 @@ def test_failed_deploys_roll_back_everything(
     assert "last answer 502" in never.err
     assert _left_behind(bench, name) == NOTHING, never.out + never.err
     assert json.dumps(bench.proxy.admin_json("/api/routes")).count(name) == 0
+
+
+def test_undeploy_after_the_checkout_was_deleted_by_hand(
+    bench: DeployBench, make_repo: Callable[[str], GitRepo]
+) -> None:
+    repo = make_repo("lost")
+    repo.commit({"docker-compose.yml": compose_file(bench.image, "v1")})
+    name = f"{bench.prefix}-lost"
+    deployed = bench.vhostd("deploy", repo.url, "--name", name, "--no-wait")
+    assert deployed.code == 0, deployed.err + deployed.out
+    assert len(_left_behind(bench, name)["containers"]) == 2  # type: ignore[arg-type]
+    shutil.rmtree(bench.projects_dir / name)
+    gone = bench.vhostd("undeploy", name)
+    assert gone.code == 0, gone.err + gone.out
+    assert _left_behind(bench, name) == NOTHING

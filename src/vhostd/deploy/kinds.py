@@ -77,6 +77,18 @@ def compose_stop(config: Config, record: ProjectRecord, compose_file: str, purge
     _unlink(override_path(config.deploy.projects_dir, record.name))  # needed by down, not after
 
 
+def compose_remove_by_label(config: Config, record: ProjectRecord) -> None:
+    """Remove a compose project's containers and networks by compose's own labels."""
+    label = f"label=com.docker.compose.project={record.name}"
+    containers = run(["docker", "ps", "-aq", "--filter", label], "docker ps").split()
+    if containers:
+        run(["docker", "rm", "-f", *containers], "docker rm")
+    networks = run(["docker", "network", "ls", "-q", "--filter", label], "docker network ls").split()
+    if networks:
+        run(["docker", "network", "rm", *networks], "docker network rm")
+    _unlink(override_path(config.deploy.projects_dir, record.name))
+
+
 # ---- dockerfile ----------------------------------------------------------------------------
 
 

@@ -247,6 +247,8 @@ def _undeploy(config: Config, record: ProjectRecord, purge: bool) -> None:
     say(f"==> stopping {name} ({record.kind})")
     if record.kind == detect.COMPOSE and has_checkout:
         kinds.compose_stop(config, record, _compose_file(record), purge)
+    elif record.kind == detect.COMPOSE:  # checkout deleted by hand: compose cannot read it
+        kinds.compose_remove_by_label(config, record)
     elif record.kind == detect.DOCKERFILE:
         kinds.dockerfile_stop(record, purge)
     elif record.kind == detect.VAGRANT and has_checkout:
