@@ -236,11 +236,14 @@ def test_upgrade_request_with_a_body_cannot_smuggle_a_request(raw_backend, make_
 # --- timeouts -----------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="no timeout while the request body arrives (body slowloris)")
 def test_client_that_stops_sending_its_body_is_cut_off(origin, make_proxy):
     proxy = make_proxy(
         [site(origin.url, first_byte_timeout="0.5s", between_bytes_timeout="0.5s")],
-        server={"client_header_timeout": "0.5s", "keepalive_timeout": "0.5s"},
+        server={
+            "client_header_timeout": "0.5s",
+            "client_body_timeout": "0.5s",
+            "keepalive_timeout": "0.5s",
+        },
     )
     with proxy.connect() as sock:
         sock.sendall(
