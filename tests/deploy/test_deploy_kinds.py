@@ -59,6 +59,7 @@ def test_dockerfile_project_keeps_answering_while_redeployed(
         watcher.join()
     assert again.code == 0, again.err + again.out
     assert f"removing the previous container(s): {old}" in again.out
+    print(f"requests during the redeploy: {len(statuses)}, statuses {sorted(set(statuses))}")
     assert statuses and set(statuses) == {200}, statuses
     assert bodies <= {b"df1 /\n", b"df2 /\n"}
     wait_for(lambda: bench.proxy.request("/", host=host).body == b"df2 /\n", timeout=5)
