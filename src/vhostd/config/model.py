@@ -80,6 +80,7 @@ class ServerSettings:
     client_header_timeout: float = 10.0
     keepalive_timeout: float = 75.0
     client_body_timeout: float = 60.0  # between two reads of a request body → 408
+    send_timeout: float = 60.0  # a client that stops reading a response is cut off
     max_head_size: int = 16 * 1024
     max_headers: int = 100
     max_body_size: int | None = None

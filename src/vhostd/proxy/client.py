@@ -59,6 +59,7 @@ class ClientConnection(asyncio.Protocol):
         self.queue: deque[Request] = deque()
         self.paused = 0
         self.writing_paused = False
+        self.write_paused_at = 0.0
         # One timer per connection, re-armed only when a deadline moves earlier: on a
         # keep-alive connection with default timeouts it is never touched per request.
         self.timer: asyncio.TimerHandle | None = None
@@ -119,12 +120,15 @@ class ClientConnection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.writing_paused = True
+        self.write_paused_at = self.loop.time()
         upstream = self.tunnel or self.upstream
         if upstream is not None and upstream.transport is not None:
             upstream.transport.pause_reading()
 
     def resume_writing(self) -> None:
         self.writing_paused = False
+        if self.phase == STREAM:  # our own pause is not the backend stalling
+            self.last_upstream_read = self.loop.time()
         upstream = self.tunnel or self.upstream
         if upstream is not None and upstream.transport is not None:
             upstream.transport.resume_reading()
@@ -250,6 +254,9 @@ class ClientConnection(asyncio.Protocol):
         self.parsing = None
         if request is self.request and self.phase == BODY:
             self.phase = BUSY
+        elif self.request is None and self.phase == HEAD and not self.queue:
+            # answered locally before its end was parsed: now the connection is idle
+            self._enter(IDLE, self.settings.keepalive_timeout)
         if request is self.request and self.upstream is not None:
             self._request_sent(self.upstream)
 
@@ -284,7 +291,7 @@ class ClientConnection(asyncio.Protocol):
             self._respond_error(503, f"Site {route.site.name}: {reason}.")
             return
         limit = route.site.max_body_size
-        if limit is not None and (request.content_length or 0) > limit:
+        if limit is not None and max(request.content_length or 0, request.body_size) > limit:
             self._respond_error(413, "Request body too large.", close=True)
             return
         gate: Any = route.auth
@@ -444,7 +451,7 @@ class ClientConnection(asyncio.Protocol):
         assert request is not None and self.route is not None
         if request.chunked:
             conn.transport.write(b"0\r\n\r\n")
-        if not conn.got_bytes and request.upgrade is None:
+        if not conn.got_bytes:
             self._enter(WAIT, self.route.site.timeouts.first_byte)
 
     # --- the response, from UpstreamConnection -------------------------------------------
@@ -474,8 +481,6 @@ class ClientConnection(asyncio.Protocol):
         request = self.request
         assert request is not None
         status = conn.parser.get_status_code()
-        if 100 <= status < 200 and status != 101:
-            return  # interim responses: we answered 100-continue ourselves
         upgrading = status == 101
         if upgrading and request.upgrade is None:
             raise httptools.HttpParserError("101 without an upgrade request")
@@ -552,7 +557,7 @@ class ClientConnection(asyncio.Protocol):
             self._upstream_failed(conn, 502, "The backend closed the connection.")
         elif not self.response_started:
             self._upstream_failed(conn, 502, "The backend closed the connection mid-response.")
-        elif self.until_close:
+        elif self.until_close and exc is None:
             self.close_after = self.close_after or not self.chunk_out
             self._response_complete(conn)
         else:  # truncated body: make sure the client sees an incomplete message
@@ -571,6 +576,7 @@ class ClientConnection(asyncio.Protocol):
         reusable = (
             conn.message_complete or self.no_body
         ) and conn.keep_alive and request.complete and not self.until_close
+        reusable = reusable and not conn.overflow and request.upgrade is None
         if reusable and not conn.closed:
             if self.writing_paused:
                 conn.transport.resume_reading()
@@ -629,7 +635,7 @@ class ClientConnection(asyncio.Protocol):
         head_only = request is not None and request.method == b"HEAD"
         if request is not None:
             # an unread body cannot be skipped safely: close instead of reusing
-            close = close or not request.complete or not request.keep_alive
+            close = close or (request.has_body and not request.complete) or not request.keep_alive
         close = close or self.ctx.shutting_down
         self.out.append(
             error_response(
@@ -700,7 +706,9 @@ class ClientConnection(asyncio.Protocol):
             return  # the next _enter arms the timer again
         now = self.loop.time()
         deadline = self.deadline
-        if phase == STREAM and self.route is not None:
+        if phase == STREAM and self.writing_paused:
+            deadline = self.write_paused_at + self.settings.send_timeout  # client stopped reading
+        elif phase == STREAM and self.route is not None:
             deadline = self.last_upstream_read + self.route.site.timeouts.between_bytes
         elif phase == BODY:
             deadline = self.last_client_read + self.settings.client_body_timeout

@@ -45,7 +45,10 @@ REQUEST_RULES: dict[bytes, int] = {
 RESPONSE_RULES: dict[bytes, int] = dict(_HOP_BY_HOP)
 
 # Connection tokens that name no header of their own.
-_CONNECTION_OPTIONS = frozenset({b"keep-alive", b"close", b"upgrade"})
+# Host and the framing headers are never hop-by-hop, whatever Connection says.
+_CONNECTION_OPTIONS = frozenset(
+    {b"keep-alive", b"close", b"upgrade", b"host", b"content-length", b"transfer-encoding"}
+)
 
 
 def connection_named(value: bytes) -> frozenset[bytes]:

@@ -159,6 +159,9 @@ class Request:
             raise Rejection(400, "Invalid Host header.")
         if self.upgrade is not None and not connection_upgrade:
             self.upgrade = None  # an Upgrade not named by Connection is just dropped
+        if self.upgrade is not None and self.has_body:
+            # llhttp ends an upgrade request at its head: a body would be left unframed
+            raise Rejection(400, "An Upgrade request cannot carry a body.")
 
 
 def _valid_host(host: bytes) -> bool:

@@ -54,6 +54,8 @@ class UpstreamConnection(asyncio.Protocol):
         "named",
         "reason",
         "message_complete",
+        "interim",
+        "overflow",
         "keep_alive",
         "got_bytes",
         "idle_since",
@@ -75,6 +77,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.named: frozenset[bytes] = frozenset()
         self.reason = b""
         self.message_complete = False
+        self.interim = False  # a 1xx being parsed: not the final response
+        self.overflow = False  # bytes after the final response: never reuse
         self.keep_alive = False
         self.got_bytes = False
         self.idle_since = 0.0
@@ -114,6 +118,9 @@ class UpstreamConnection(asyncio.Protocol):
 
     # --- httptools callbacks ------------------------------------------------------------
     def on_message_begin(self) -> None:
+        if self.message_complete:  # a second response to one request: a broken backend
+            self.overflow = True
+            return
         # also after a 1xx interim response: the final response starts clean
         self.lines = []
         self.content_length = None
@@ -126,6 +133,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.overflow:
+            return
         rule = RESPONSE_RULES.get(name.lower())
         if rule is None:
             self.lines += (name, b": ", value, b"\r\n")  # pieces, joined once per response
@@ -139,22 +148,32 @@ class UpstreamConnection(asyncio.Protocol):
             self.named |= connection_named(value)
 
     def on_headers_complete(self) -> None:
+        if self.overflow:
+            return
+        status = self.parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            self.interim = True  # 100/102/103: the final response follows
+            return
         # llhttp forgets this once the message is complete, so read it now
         self.keep_alive = self.parser.should_keep_alive()
         if self.exchange is not None:
             self.exchange.on_upstream_head(self)
 
     def on_body(self, body: bytes) -> None:
-        if self.exchange is not None:
+        if self.exchange is not None and not self.overflow:
             self.exchange.on_upstream_body(body)
 
     def on_message_complete(self) -> None:
-        self.message_complete = True
+        if self.interim:
+            self.interim = False
+        elif not self.overflow:
+            self.message_complete = True
 
     # --- lifecycle ---------------------------------------------------------------------
     def start_response(self) -> None:
         """Reset per-exchange state before sending a request."""
         self.message_complete = False
+        self.overflow = False
         self.got_bytes = False
 
     def close(self) -> None:
