@@ -22,6 +22,7 @@ from vhostd.config.model import Config
 from vhostd.errors import VhostdError
 from vhostd.providers.docker.settings import docker_wanted
 from vhostd.providers.snapshot import Snapshot
+from vhostd.providers.vagrant.settings import vagrant_enabled
 from vhostd.proxy.accesslog import AccessLog
 from vhostd.proxy.context import ProxyContext
 from vhostd.proxy.headers import TrustedProxies
@@ -34,14 +35,6 @@ log = logging.getLogger("vhostd")
 ProviderRunner = Callable[[Config, Callable[[Snapshot], None]], Awaitable[None]]
 
 
-def _vagrant_wanted(config: Config) -> bool:
-    enabled = config.vagrant.enabled
-    if enabled == "auto":
-        home = config.vagrant.home or os.environ.get("VAGRANT_HOME") or "~/.vagrant.d"
-        return os.path.isdir(os.path.expanduser(home))
-    return bool(enabled)
-
-
 def provider_runners(config: Config) -> list[tuple[str, ProviderRunner]]:
     """The providers this configuration turns on (imported only when used)."""
     from vhostd.providers.files.watch import run_file_provider
@@ -51,7 +44,7 @@ def provider_runners(config: Config) -> list[tuple[str, ProviderRunner]]:
         from vhostd.providers.docker.watch import run_docker_provider
 
         runners.append(("docker", run_docker_provider))
-    if _vagrant_wanted(config):
+    if vagrant_enabled(config.vagrant):
         from vhostd.providers.vagrant.watch import run_vagrant_provider
 
         runners.append(("vagrant", run_vagrant_provider))

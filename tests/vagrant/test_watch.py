@@ -13,7 +13,8 @@ from tests.vagrant.conftest import VagrantProject, needs_vagrant
 from vhostd.config.model import Config, VagrantSettings
 from vhostd.providers.snapshot import Snapshot
 from vhostd.providers.vagrant.build import PROJECT_STOPPED
-from vhostd.providers.vagrant.watch import run_vagrant_provider, vagrant_enabled, vagrant_home
+from vhostd.providers.vagrant.settings import vagrant_enabled, vagrant_home
+from vhostd.providers.vagrant.watch import run_vagrant_provider
 
 REFLECTED_WITHIN_S = 2.0
 

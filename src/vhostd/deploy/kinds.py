@@ -23,7 +23,7 @@ from vhostd.deploy.state import ProjectRecord, override_path
 from vhostd.errors import VhostdError
 from vhostd.providers.vagrant.build import MachineRecord, parse_machine_index
 from vhostd.providers.vagrant.declaration import DECLARATION_FILE
-from vhostd.providers.vagrant.watch import machine_index_path, vagrant_home
+from vhostd.providers.vagrant.settings import machine_index_path, vagrant_home
 
 DEPLOY_LABEL = "vhostd.deploy"
 

@@ -21,7 +21,7 @@ import aiodocker
 import aiohttp
 import watchfiles
 
-from vhostd.config.model import Config, VagrantSettings
+from vhostd.config.model import Config
 from vhostd.providers.snapshot import Problem, Snapshot
 from vhostd.providers.vagrant.build import (
     ContainerFacts,
@@ -33,28 +33,12 @@ from vhostd.providers.vagrant.build import (
     parse_machine_index,
 )
 from vhostd.providers.vagrant.declaration import DECLARATION_FILE
+from vhostd.providers.vagrant.settings import machine_index_path, vagrant_home
 
 log = logging.getLogger("vhostd.vagrant")
 
 WATCH_DEBOUNCE_MS = 100  # Vagrant writes several files per command; one rescan for the burst
 UNREADABLE_RETRY_S = 0.2  # the index can be caught mid-write; look again shortly
-
-
-def vagrant_home(settings: VagrantSettings) -> str:
-    """VAGRANT_HOME as Vagrant resolves it: the setting, then $VAGRANT_HOME, then ~/.vagrant.d."""
-    home = settings.home or os.environ.get("VAGRANT_HOME") or "~/.vagrant.d"
-    return os.path.abspath(os.path.expanduser(home))
-
-
-def machine_index_path(home: str) -> str:
-    return os.path.join(home, "data", "machine-index", "index")
-
-
-def vagrant_enabled(settings: VagrantSettings) -> bool:
-    """True/False as configured; "auto" → on when Vagrant's home directory exists."""
-    if settings.enabled == "auto":
-        return os.path.isdir(vagrant_home(settings))
-    return bool(settings.enabled)
 
 
 def _read(path: str) -> str | None:
