@@ -72,7 +72,10 @@ def write_json(summary: Mapping[str, Any], path: Path) -> None:
 
 
 def write_chart(throughput: Throughput, path: Path, title: str) -> bool:
-    """Grouped bars of req/s per target and body size, p99 annotated; False without matplotlib."""
+    """Req/s (with ratio to nginx and p99) and CPU µs per request, per target and body size.
+
+    Returns False when matplotlib is missing.
+    """
     try:
         import matplotlib
 
@@ -82,29 +85,50 @@ def write_chart(throughput: Throughput, path: Path, title: str) -> bool:
         return False
     names = list(throughput)
     sizes = _sizes(throughput)
-    fig, axes = plt.subplots(1, len(sizes), figsize=(6 * len(sizes), 4.5), squeeze=False)
-    for axis, size in zip(axes[0], sizes, strict=True):
-        values = [float(throughput[n].get(size, {}).get("requests_per_s", 0)) for n in names]
-        colors = ["#2a7ab9" if n.startswith("vhostd") else "#9a9a9a" for n in names]
-        colors = ["#555555" if n == "origin" else c for n, c in zip(names, colors, strict=True)]
-        bars = axis.bar(names, values, color=colors)
-        for bar, name in zip(bars, names, strict=True):
-            p99 = throughput[name].get(size, {}).get("p99_ms")
-            if p99 is not None:
-                axis.annotate(
-                    f"p99 {float(p99):.1f} ms",
-                    (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                    ha="center",
-                    va="bottom",
-                    fontsize=7,
-                )
-        axis.set_title(f"{size} responses")
-        axis.set_ylabel("requests/s (median)")
-        axis.tick_params(axis="x", rotation=30)
-        axis.grid(axis="y", alpha=0.3)
+    fig, axes = plt.subplots(2, len(sizes), figsize=(6.5 * len(sizes), 8), squeeze=False)
+    colors = [
+        "#555555" if n == "origin" else "#2a7ab9" if n.startswith("vhostd") else "#9a9a9a"
+        for n in names
+    ]
+    for column, size in enumerate(sizes):
+        figures = [throughput[n].get(size, {}) for n in names]
+        rps_axis, cpu_axis = axes[0][column], axes[1][column]
+        bars = rps_axis.bar(
+            names, [float(f.get("requests_per_s", 0)) for f in figures], color=colors
+        )
+        for bar, fig_values in zip(bars, figures, strict=True):
+            ratio = fig_values.get("ratio_to_nginx")
+            label = f"{float(ratio):.2f}×\n" if ratio is not None else ""
+            if "p99_ms" in fig_values:
+                label += f"p99 {float(fig_values['p99_ms']):.0f}ms"
+            rps_axis.annotate(
+                label,
+                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                ha="center",
+                va="bottom",
+                fontsize=6.5,
+            )
+        rps_axis.set_title(f"{size} responses: requests/s (median; × nginx paired)", fontsize=9)
+        rps_axis.margins(y=0.18)
+        cpu_bars = cpu_axis.bar(
+            names, [float(f.get("cpu_us_per_request", 0)) for f in figures], color=colors
+        )
+        for bar in cpu_bars:
+            cpu_axis.annotate(
+                f"{bar.get_height():.0f}",
+                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                ha="center",
+                va="bottom",
+                fontsize=6.5,
+            )
+        cpu_axis.set_title(f"{size}: proxy CPU µs per request (lower is better)", fontsize=9)
+        cpu_axis.margins(y=0.12)
+        for axis in (rps_axis, cpu_axis):
+            axis.tick_params(axis="x", rotation=30, labelsize=8)
+            axis.grid(axis="y", alpha=0.3)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return True

@@ -163,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {
             **load.__dict__,
             "proxy_cpus": proxy_cpus,
+            "origin_cpus": wrk_cpus,
             "idle_connections": idle_connections,
         },
         "throughput": throughput,
@@ -175,8 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     report.write_json(summary, raw_dir / "summary.json")
     chart = RESULTS_DIR / f"{prefix}chart.png"
     title = (
-        f"wrk -t1 -c{load.connections}, {load.duration_s}s × {load.repeats} (median), "
-        f"{os.cpu_count()} cores, {stamp}"
+        f"wrk -t1 -c{load.connections}, {load.duration_s}s × {load.repeats} rounds (median), "
+        f"{os.cpu_count()} cores, "
+        f"{'proxy pinned to core ' + proxy_cpus if proxy_cpus else 'unpinned'}; {stamp}"
     )
     report.write_chart(throughput, chart, title)
     print()
