@@ -12,6 +12,8 @@ Every refusal carries the status it should become.
 
 from __future__ import annotations
 
+import re
+
 from vhostd.proxy.headers import (
     AUTH,
     CHUNKED,
@@ -164,10 +166,9 @@ class Request:
             raise Rejection(400, "An Upgrade request cannot carry a body.")
 
 
+# A Host value: printable ASCII without spaces or the characters that end an authority.
+_HOST = re.compile(rb'[^\x00-\x20\x7f-\xff/\\?#@"<>{}|^`]{1,1024}')
+
+
 def _valid_host(host: bytes) -> bool:
-    if not host or len(host) > 1024:
-        return False
-    for byte in host:
-        if byte <= 0x20 or byte in b'/\\?#@"<>{}|^`' or byte >= 0x7F:
-            return False
-    return True
+    return _HOST.fullmatch(host) is not None

@@ -59,6 +59,7 @@ class UpstreamConnection(asyncio.Protocol):
         "keep_alive",
         "got_bytes",
         "idle_since",
+        "idle_stack",
         "closed",
     )
 
@@ -82,6 +83,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.keep_alive = False
         self.got_bytes = False
         self.idle_since = 0.0
+        self.idle_stack: list[UpstreamConnection] | None = None
         self.closed = False
 
     # --- asyncio.Protocol -------------------------------------------------------------
@@ -217,7 +219,9 @@ class UpstreamPool:
         conn.exchange = None
         if conn.closed:
             return
-        stack = self.idle.setdefault(conn.backend, [])
+        stack = conn.idle_stack
+        if stack is None:  # looked up once per connection: hashing a Backend is not free
+            stack = conn.idle_stack = self.idle.setdefault(conn.backend, [])
         if len(stack) >= self.keep_per_backend:
             conn.close()
             return
@@ -241,7 +245,7 @@ class UpstreamPool:
             self._sweep = self.loop.call_later(UPSTREAM_IDLE_TIMEOUT / 4, self._close_stale)
 
     def forget(self, conn: UpstreamConnection) -> None:
-        stack = self.idle.get(conn.backend)
+        stack = conn.idle_stack
         if stack and conn in stack:
             stack.remove(conn)
 
