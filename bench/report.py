@@ -132,3 +132,205 @@ def write_chart(throughput: Throughput, path: Path, title: str) -> bool:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return True
+
+
+def markdown_tables(summary: Mapping[str, Any]) -> str:
+    """The README's results section: throughput table plus the other measurements."""
+    throughput = summary["throughput"]
+    lines = [
+        "| target | body | req/s | p50 ms | p99 ms | errors | × nginx | p99 × nginx "
+        "| × HAProxy | CPU µs/req |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for size in _sizes(throughput):
+        for name, sizes in throughput.items():
+            f = sizes.get(size)
+            if f is None:
+                continue
+            lines.append(
+                f"| {name} | {size} | {f['requests_per_s']:.0f} | {f['p50_ms']:.2f} "
+                f"| {f['p99_ms']:.2f} | {f['errors']} | {_fmt_ratio(f.get('ratio_to_nginx'))} "
+                f"| {_fmt_ratio(f.get('p99_ratio_to_nginx'))} "
+                f"| {_fmt_ratio(f.get('ratio_to_haproxy'))} "
+                f"| {_fmt_cpu(f.get('cpu_us_per_request'))} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def readme_results(summary: Mapping[str, Any]) -> str:
+    """bench/README.md's "Latest results" block, written from a summary.json."""
+    settings = summary["settings"]
+    pinned = (
+        f"proxy pinned to core {settings['proxy_cpus']}, wrk and origin to core "
+        f"{settings.get('origin_cpus') or settings['wrk_cpus']}"
+        if settings.get("proxy_cpus")
+        else "unpinned"
+    )
+    load_before, load_after = summary.get("load_average_before_after", [None, None])
+    parts = [
+        f"`{summary['command'].strip()}` on {summary['date']}: {summary['machine']['cpus']} "
+        f"cores, {pinned}; wrk -t1 -c{settings['connections']}, {settings['duration_s']} s × "
+        f"{settings['repeats']} rounds (median). Load average before/after: "
+        f"{load_before} / {load_after} (other work was running on the machine).",
+        "",
+        "![chart](results/chart.png)",
+        "",
+        markdown_tables(summary),
+    ]
+    bullets: list[str] = []
+    idle = summary.get("rss_idle_mib", {})
+    held = summary.get("idle_connections", {})
+    if idle:
+        bullets.append(
+            "RSS idle (MiB): " + ", ".join(f"{name} {value}" for name, value in idle.items())
+        )
+    if held:
+        bullets.append(
+            f"RSS added by {settings.get('idle_connections', '?')} idle keep-alive connections"
+            " (MiB): "
+            + ", ".join(
+                f"{name} +{value['rss_delta_mib']}"
+                + (
+                    ""
+                    if value["connections_held"] == settings.get("idle_connections")
+                    else f" ({value['connections_held']} held)"
+                )
+                for name, value in held.items()
+            )
+        )
+    for key, label in (
+        ("route_change_file", "Route change, site file → first 200"),
+        ("route_change_file_vhostd-w2", "Route change with --workers 2, until every worker"),
+    ):
+        if key in summary:
+            value = summary[key]
+            bullets.append(
+                f"{label}: median {value['median_ms']} ms, max {value['max_ms']} ms "
+                f"({value['samples']} samples, {value['missed']} missed)"
+            )
+    docker = summary.get("docker", {})
+    start = docker.get("container_start")
+    if start:
+        bullets.append(
+            "Container start → first 200 (`docker run` itself: "
+            f"{start['docker_run_median_ms']} ms): "
+            + ", ".join(
+                f"{name} {value['median_ms']} ms ({value['after_run_median_ms']} ms after "
+                "`docker run` returned)"
+                for name, value in start.items()
+                if isinstance(value, Mapping)
+            )
+        )
+    roll = docker.get("rolling_restart")
+    if roll:
+        bullets.append(
+            "Rolling restart of 2 replicas under load, failed requests: "
+            + ", ".join(
+                f"{name} {value['failed_total']} of {value['requests_total']} "
+                f"(per roll {value['failed_per_round']})"
+                for name, value in roll.items()
+            )
+        )
+    if docker.get("error"):
+        bullets.append(f"Docker measurements failed: {docker['error']}")
+    parts += [f"- {bullet}" for bullet in bullets]
+    parts += [
+        "",
+        "Against the issue's targets:",
+        "",
+        "| target | this run | met |",
+        "|---|---|---|",
+    ]
+    for label, measured, met in issue_targets(summary):
+        parts.append(f"| {label} | {measured} | {'–' if met is None else 'yes' if met else 'no'} |")
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def issue_targets(summary: Mapping[str, Any]) -> list[tuple[str, str, bool | None]]:
+    """(target, measured, met?) for each goal of the benchmark issue; None = not measured."""
+    tp = summary.get("throughput", {})
+    vh = tp.get("vhostd", {})
+    auth = tp.get("vhostd+auth", {})
+    rows: list[tuple[str, str, bool | None]] = []
+
+    def ratio_row(
+        label: str, figures: Mapping[str, Any], key: str, limit: float, at_most: bool = False
+    ) -> None:
+        value = figures.get(key)
+        if value is None:
+            rows.append((label, "not measured", None))
+        else:
+            rows.append((label, f"{value:.2f}", value <= limit if at_most else value >= limit))
+
+    ratio_row("12 B: vhostd ≥ 1.0 × nginx req/s", vh.get("12B", {}), "ratio_to_nginx", 1.0)
+    ratio_row(
+        "12 B: vhostd p99 ≤ 1.2 × nginx's",
+        vh.get("12B", {}),
+        "p99_ratio_to_nginx",
+        1.2,
+        at_most=True,
+    )
+    ratio_row("64 KiB: vhostd ≥ 1.0 × HAProxy", vh.get("64KiB", {}), "ratio_to_haproxy", 1.0)
+    for size in ("12B", "64KiB"):
+        ratio_row(
+            f"{size}: basic auth ≥ 0.9 × vhostd without", auth.get(size, {}), "ratio_to_vhostd", 0.9
+        )
+    route = summary.get("route_change_file")
+    rows.append(
+        (
+            "route change ≤ 100 ms (max of samples)",
+            f"{route['max_ms']} ms" if route else "not measured",
+            (route["max_ms"] is not None and route["max_ms"] <= 100) if route else None,
+        )
+    )
+    roll = summary.get("docker", {}).get("rolling_restart", {}).get("vhostd")
+    rows.append(
+        (
+            "0 failed requests in a rolling restart",
+            f"{roll['failed_total']} of {roll['requests_total']}" if roll else "not measured",
+            roll["failed_total"] == 0 if roll else None,
+        )
+    )
+    idle = summary.get("rss_idle_mib", {}).get("vhostd")
+    rows.append(
+        (
+            "≤ 40 MiB RSS idle",
+            f"{idle} MiB" if idle is not None else "not measured",
+            idle <= 40 if idle is not None else None,
+        )
+    )
+    held = summary.get("idle_connections", {}).get("vhostd")
+    rows.append(
+        (
+            "≤ 100 MiB more with 10,000 idle connections",
+            f"+{held['rss_delta_mib']} MiB ({held['connections_held']} held)"
+            if held
+            else "not measured",
+            held["rss_delta_mib"] <= 100 and held["connections_held"] >= 10000 if held else None,
+        )
+    )
+    return rows
+
+
+RESULTS_START = "<!-- results:start (python -m bench.report) -->"
+RESULTS_END = "<!-- results:end -->"
+
+
+def update_readme(readme: Path, summary_path: Path) -> None:
+    """Replace the block between the results markers in readme with summary_path's figures."""
+    text = readme.read_text()
+    head, _, rest = text.partition(RESULTS_START)
+    _, _, tail = rest.partition(RESULTS_END)
+    if not rest:
+        raise SystemExit(f"{readme} has no {RESULTS_START} marker")
+    summary = json.loads(summary_path.read_text())
+    from bench.throughput import add_ratios
+
+    add_ratios(summary["throughput"], "vhostd")  # summaries written before it was recorded
+    block = readme_results(summary)
+    readme.write_text(f"{head}{RESULTS_START}\n{block}{RESULTS_END}{tail}")
+
+
+if __name__ == "__main__":
+    bench_dir = Path(__file__).resolve().parent
+    update_readme(bench_dir / "README.md", bench_dir / "results" / "summary.json")

@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         throughput = run_throughput(targets, load, tools.wrk, tools.taskset, raw_dir / "wrk.txt")
         add_ratios(throughput, "nginx")
         add_ratios(throughput, "haproxy")
+        add_ratios(throughput, "vhostd")  # what basic auth and --workers cost or give
 
         vhostd = next((t for t in targets if t.name == "vhostd"), None)
         if vhostd is not None:
@@ -174,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     prefix = "quick-" if quick else ""
     report.write_json(summary, RESULTS_DIR / f"{prefix}summary.json")
     report.write_json(summary, raw_dir / "summary.json")
+    (raw_dir / "summary.md").write_text(report.markdown_tables(summary))  # for bench/README.md
     chart = RESULTS_DIR / f"{prefix}chart.png"
     title = (
         f"wrk -t1 -c{load.connections}, {load.duration_s}s × {load.repeats} rounds (median), "

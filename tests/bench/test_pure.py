@@ -168,3 +168,67 @@ def test_ratios_are_paired_round_by_round() -> None:
     add_ratios(summary, "nginx")
     assert summary["vhostd"]["12B"]["ratio_to_nginx"] == 1.25
     assert summary["vhostd"]["12B"]["p99_ratio_to_nginx"] == 1.0
+
+
+def _summary() -> dict:
+    figures = {"requests_per_s": 100.0, "p50_ms": 1.0, "p99_ms": 2.0, "errors": 0}
+    return {
+        "command": "python -m bench.run",
+        "date": "20260101T000000Z",
+        "machine": {"cpus": 2},
+        "settings": {
+            "proxy_cpus": "0",
+            "origin_cpus": "1",
+            "wrk_cpus": "1",
+            "connections": 64,
+            "duration_s": 6,
+            "repeats": 5,
+            "idle_connections": 10000,
+        },
+        "load_average_before_after": [[1.0], [1.0]],
+        "throughput": {
+            "nginx": {"12B": dict(figures)},
+            "haproxy": {"64KiB": dict(figures)},
+            "vhostd": {
+                "12B": {**figures, "ratio_to_nginx": 1.05, "p99_ratio_to_nginx": 1.5},
+                "64KiB": {**figures, "ratio_to_haproxy": 1.1},
+            },
+            "vhostd+auth": {"12B": {**figures, "ratio_to_vhostd": 0.95}},
+        },
+        "rss_idle_mib": {"vhostd": 38.0},
+        "idle_connections": {"vhostd": {"connections_held": 10000, "rss_delta_mib": 120.0}},
+        "route_change_file": {"samples": 10, "missed": 0, "median_ms": 20.0, "max_ms": 30.0},
+        "docker": {
+            "rolling_restart": {
+                "vhostd": {"failed_total": 0, "requests_total": 9, "failed_per_round": [0]}
+            }
+        },
+    }
+
+
+def test_issue_targets_say_which_goal_is_met() -> None:
+    met = {label: ok for label, _measured, ok in report.issue_targets(_summary())}
+    assert met["12 B: vhostd ≥ 1.0 × nginx req/s"] is True
+    assert met["12 B: vhostd p99 ≤ 1.2 × nginx's"] is False
+    assert met["64 KiB: vhostd ≥ 1.0 × HAProxy"] is True
+    assert met["12B: basic auth ≥ 0.9 × vhostd without"] is True
+    assert met["64KiB: basic auth ≥ 0.9 × vhostd without"] is None  # not measured
+    assert met["route change ≤ 100 ms (max of samples)"] is True
+    assert met["0 failed requests in a rolling restart"] is True
+    assert met["≤ 40 MiB RSS idle"] is True
+    assert met["≤ 100 MiB more with 10,000 idle connections"] is False
+
+
+def test_update_readme_replaces_only_the_marked_block(tmp_path) -> None:
+    import json
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{report.RESULTS_START}\nold\n{report.RESULTS_END}\noutro\n")
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps(_summary()))
+    report.update_readme(readme, summary)
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("outro\n")
+    assert "old" not in text
+    assert "| vhostd | 12B | 100 |" in text
+    assert "Rolling restart of 2 replicas under load, failed requests: vhostd 0 of 9" in text
