@@ -12,6 +12,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPORT_SCRIPT = Path(__file__).resolve().parent / "report.lua"
 MARKER = "BENCH_JSON "
@@ -126,7 +127,7 @@ def _cpu_medians(results: Sequence[WrkResult]) -> dict[str, float]:
     }
 
 
-def median_result(results: Sequence[WrkResult]) -> dict[str, float | int]:
+def median_result(results: Sequence[WrkResult]) -> dict[str, Any]:
     """Median of each figure over repeated runs; errors are summed, not medianed."""
     if not results:
         raise ValueError("no runs to summarise")

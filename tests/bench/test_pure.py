@@ -232,3 +232,18 @@ def test_update_readme_replaces_only_the_marked_block(tmp_path) -> None:
     assert "old" not in text
     assert "| vhostd | 12B | 100 |" in text
     assert "Rolling restart of 2 replicas under load, failed requests: vhostd 0 of 9" in text
+
+
+def test_per_request_rows_keep_only_the_hot_path() -> None:
+    from bench.profile import per_request_rows
+
+    stats = {
+        ("/x/src/vhostd/proxy/client.py", 10, "_flush"): (100, 100, 0.002, 0.002, {}),
+        ("/x/src/vhostd/proxy/upstream.py", 5, "on_header"): (800, 800, 0.001, 0.001, {}),
+        ("/x/src/vhostd/runtime.py", 1, "serve"): (1, 1, 0.5, 9.0, {}),  # once, not per request
+    }
+    calls, rows = per_request_rows(stats, requests=100, limit=10)
+    assert calls == 9.0
+    assert rows[0] == (20.0, 1.0, "_flush (vhostd/proxy/client.py)")
+    assert rows[1] == (10.0, 8.0, "on_header (vhostd/proxy/upstream.py)")
+    assert len(rows) == 2
