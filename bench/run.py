@@ -44,6 +44,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def prune_raw_runs(keep: int) -> None:
+    """Raw outputs are not committed; keep only the newest `keep` run directories."""
+    import shutil
+
+    runs = sorted(p for p in RESULTS_DIR.glob("run-*") if p.is_dir())
+    for old in runs[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def choose_cpus(no_pin: bool, tools: Tools) -> tuple[str | None, str | None]:
     """(proxy cpus, wrk+origin cpus): proxy on core 0, the load side on core 1 (2+ cores)."""
     if no_pin or tools.taskset is None or (os.cpu_count() or 1) < 2:
@@ -99,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     raw_dir = RESULTS_DIR / f"run-{stamp}"
     raw_dir.mkdir(parents=True, exist_ok=True)
+    prune_raw_runs(keep=10)
     started = time.monotonic()
     load_before = [round(x, 2) for x in os.getloadavg()]  # other work on the machine skews all
     problems: dict[str, str] = {}
