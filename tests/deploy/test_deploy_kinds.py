@@ -134,7 +134,8 @@ def test_vagrant_project_is_declared_brought_up_and_destroyed(
         assert not (checkout / "vhost.toml").exists() and (checkout / "Vagrantfile").exists()
         assert not (bench.htpasswd_dir / "vm.deploy.test").exists()
         wait_for(lambda: bench.proxy.request("/", host="vm.deploy.test").status == 503, timeout=5)
-        assert "vagrant:" not in str(bench.proxy.admin_json("/api/routes"))
+        # halted first (503 "project stopped"), then gone from Vagrant's index
+        wait_for(lambda: "vagrant:" not in str(bench.proxy.admin_json("/api/routes")), timeout=5)
     finally:
         if checkout.exists():
             subprocess.run(["vagrant", "destroy", "-f"], cwd=checkout, capture_output=True,
