@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from vhostd.config.load import default_config_path, load_config
-from vhostd.deploy.project import DeployRequest, deploy_project
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,6 +35,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported here: the Docker client behind it costs every other subcommand ~12 MiB
+    from vhostd.deploy.project import DeployRequest, deploy_project
+
     config = load_config(args.config or default_config_path())
     request = DeployRequest(
         repo=args.repo, name=args.name, branch=args.branch, hosts=tuple(args.hosts),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from vhostd.config.load import default_config_path, load_config
-from vhostd.deploy.project import undeploy_project
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,6 +23,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported here: the Docker client behind it costs every other subcommand ~12 MiB
+    from vhostd.deploy.project import undeploy_project
+
     config = load_config(args.config or default_config_path())
     record = undeploy_project(config, args.name, purge=args.purge)
     kept = "" if args.purge else f" (checkout kept in {record.checkout})"
