@@ -168,7 +168,9 @@ def readme_results(summary: Mapping[str, Any]) -> str:
     )
     load_before, load_after = summary.get("load_average_before_after", [None, None])
     parts = [
-        f"`{summary['command'].strip()}` on {summary['date']}: {summary['machine']['cpus']} "
+        f"`{summary['command'].strip()}` on {summary['date']}"
+        f"{' at commit ' + summary['commit'] if summary.get('commit') else ''}: "
+        f"{summary['machine']['cpus']} "
         f"cores, {pinned}; wrk -t1 -c{settings['connections']}, {settings['duration_s']} s × "
         f"{settings['repeats']} rounds (median). Load average before/after: "
         f"{load_before} / {load_after} (other work was running on the machine).",

@@ -44,6 +44,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _git_commit() -> str:
+    """The checked-out commit (with "+dirty" when the tree has changes), for the record."""
+    import subprocess
+
+    repo = RESULTS_DIR.parent.parent
+    head = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(repo), "status", "--porcelain", "--", "src"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return f"{head}+dirty" if dirty else head or "unknown"
+
+
 def prune_raw_runs(keep: int) -> None:
     """Raw outputs are not committed; keep only the newest `keep` run directories."""
     import shutil
@@ -165,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "command": "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": stamp,
+        "commit": _git_commit(),
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
