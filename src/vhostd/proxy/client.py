@@ -393,7 +393,7 @@ class ClientConnection(asyncio.Protocol):
         assert request is not None and route is not None
         self.upstream = conn
         conn.exchange = self
-        conn.start_response()
+        conn.message_complete = conn.overflow = conn.got_bytes = False  # a new exchange
         if self.writing_paused:
             conn.transport.pause_reading()
         conn.transport.write(self._upstream_head(request, route, conn.backend))
@@ -429,7 +429,7 @@ class ClientConnection(asyncio.Protocol):
             framing.append(b"Content-Length: %d\r\n" % request.content_length)
         if request.upgrade is not None:
             framing.append(b"Connection: upgrade\r\nUpgrade: %s\r\n" % request.upgrade)
-        target = route.upstream_target(request.target)
+        target = request.target if route.dest is None else route.upstream_target(request.target)
         return b"".join(
             (
                 b"%s %s HTTP/1.1\r\n" % (request.method, target),
@@ -597,12 +597,14 @@ class ClientConnection(asyncio.Protocol):
         held, self.tunnel_hold = self.tunnel_hold, []
         for chunk in held:
             conn.transport.write(chunk)
-        self._log()
+        if self.ctx.access_log is not None:
+            self._log()
         self.resume_client_reading(PAUSE_HELD_BODY)
 
     # --- ending an exchange -----------------------------------------------------------------
     def _end_exchange(self) -> None:
-        self._log()
+        if self.ctx.access_log is not None:
+            self._log()
         if self.close_after or self.upgrading:
             self.closed = True
             self.transport.close()

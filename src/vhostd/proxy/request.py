@@ -54,6 +54,7 @@ class Request:
         "te_count",
         "content_length",
         "chunked",
+        "has_body",
         "expect_continue",
         "upgrade",
         "keep_alive",
@@ -79,6 +80,7 @@ class Request:
         self.te_count = 0
         self.content_length: int | None = None
         self.chunked = False
+        self.has_body = False  # set by validate(), once the framing headers are known
         self.expect_continue = False
         self.upgrade: bytes | None = None
         self.keep_alive = True
@@ -120,16 +122,13 @@ class Request:
         # DROP: nothing
 
     @property
-    def has_body(self) -> bool:
-        return self.chunked or bool(self.content_length)
-
-    @property
     def retryable(self) -> bool:
         """Safe to send again on another connection: idempotent and nothing streamed yet."""
         return self.method in IDEMPOTENT and not self.has_body
 
     def validate(self, connection_upgrade: bool) -> None:
         """Framing and routing checks once the head is complete; raises Rejection."""
+        self.has_body = self.chunked or bool(self.content_length)
         if self.host_count > 1:
             raise Rejection(400, "More than one Host header.")
         if self.te_count > 1:
@@ -157,7 +156,7 @@ class Request:
             raise Rejection(405, "CONNECT is not supported: this is not a forward proxy.")
         if self.version == b"1.1" and self.host is None:
             raise Rejection(400, "HTTP/1.1 requests need a Host header.")
-        if self.host is not None and not _valid_host(self.host):
+        if self.host is not None and _HOST.fullmatch(self.host) is None:
             raise Rejection(400, "Invalid Host header.")
         if self.upgrade is not None and not connection_upgrade:
             self.upgrade = None  # an Upgrade not named by Connection is just dropped
@@ -169,6 +168,3 @@ class Request:
 # A Host value: printable ASCII without spaces or the characters that end an authority.
 _HOST = re.compile(rb'[^\x00-\x20\x7f-\xff/\\?#@"<>{}|^`]{1,1024}')
 
-
-def _valid_host(host: bytes) -> bool:
-    return _HOST.fullmatch(host) is not None

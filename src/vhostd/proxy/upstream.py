@@ -172,12 +172,6 @@ class UpstreamConnection(asyncio.Protocol):
             self.message_complete = True
 
     # --- lifecycle ---------------------------------------------------------------------
-    def start_response(self) -> None:
-        """Reset per-exchange state before sending a request."""
-        self.message_complete = False
-        self.overflow = False
-        self.got_bytes = False
-
     def close(self) -> None:
         if not self.closed:
             self.closed = True
