@@ -81,10 +81,10 @@ def htpasswd_dir_for(args: argparse.Namespace) -> str:
     explicit = getattr(args, "htpasswd_dir", None)
     if explicit:
         return str(explicit)
-    from vhostd.config.load import default_config_path, load_config
+    from vhostd.cli.options import config_path
+    from vhostd.config.load import load_config
 
-    path = getattr(args, "config", None) or default_config_path()
-    return load_config(path).files.htpasswd_dir
+    return load_config(config_path(args)).files.htpasswd_dir
 
 
 def _read_password_stdin() -> str:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from vhostd.config.load import config_snapshot, default_config_path, read_config, site_defaults
+from vhostd.cli.options import add_config_option, config_path
+from vhostd.config.load import config_snapshot, read_config, site_defaults
 from vhostd.config.model import Config, Site
 from vhostd.providers.files.build import build
 from vhostd.providers.files.watch import scan
@@ -25,9 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description="Validate everything vhostd would load; print file:line: reason for each "
         "problem and exit 1 when there is any.",
     )
-    parser.add_argument(
-        "--config", metavar="FILE", help="main config file (default: ./vhostd.toml when present)"
-    )
+    add_config_option(parser)
 
 
 def _auth_file_problems(sites: tuple[Site, ...], htpasswd_paths: set[str]) -> list[Problem]:
@@ -72,7 +71,7 @@ def _plural(count: int, word: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    path = args.config or default_config_path()
+    path = config_path(args)
     _config, counts, problems = collect_problems(path)
     for problem in problems:
         print(f"{_location(problem.where)}: {problem.reason}")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from vhostd.config.load import default_config_path, load_config
+from vhostd.cli.options import add_config_option, config_path
+from vhostd.config.load import load_config
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,15 +31,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
                         help="how long to wait for the site to answer (default: 120)")
     parser.add_argument("--no-wait", action="store_true",
                         help="do not wait for the site to answer through vhostd")
-    parser.add_argument("--config", metavar="FILE",
-                        help="main config file (default: ./vhostd.toml when present)")
+    add_config_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     # imported here: the Docker client behind it costs every other subcommand ~12 MiB
     from vhostd.deploy.project import DeployRequest, deploy_project
 
-    config = load_config(args.config or default_config_path())
+    config = load_config(config_path(args))
     request = DeployRequest(
         repo=args.repo, name=args.name, branch=args.branch, hosts=tuple(args.hosts),
         auth_user=args.auth, service=args.service, port=args.port,

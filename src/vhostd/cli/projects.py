@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from vhostd.config.load import default_config_path, load_config
+from vhostd.cli.options import add_config_option, config_path
+from vhostd.config.load import load_config
 
 HEADER = ("NAME", "URL", "KIND", "STATE", "LAST DEPLOY")
 
@@ -16,8 +17,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="list deployed projects",
         description="List the projects `vhostd deploy` deployed: URL, kind, state, last deploy.",
     )
-    parser.add_argument("--config", metavar="FILE",
-                        help="main config file (default: ./vhostd.toml when present)")
+    add_config_option(parser)
 
 
 def format_rows(rows: list[tuple[str, str, str, str, str]]) -> str:
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     # imported here: the Docker client behind it costs every other subcommand ~12 MiB
     from vhostd.deploy.project import project_rows
 
-    config = load_config(args.config or default_config_path())
+    config = load_config(config_path(args))
     rows = project_rows(config)
     if not rows:
         print("no deployed projects")

@@ -13,7 +13,8 @@ import sys
 import urllib.request
 from typing import Any
 
-from vhostd.config.load import config_snapshot, default_config_path, load_config, site_defaults
+from vhostd.cli.options import add_config_option, config_path
+from vhostd.config.load import config_snapshot, load_config, site_defaults
 from vhostd.config.model import Config
 from vhostd.config.values import split_host_port
 from vhostd.providers.files.build import build
@@ -32,9 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description="Show the live route table from the admin listener, or the one compiled "
         "from the config files when vhostd is not running.",
     )
-    parser.add_argument(
-        "--config", metavar="FILE", help="main config file (default: ./vhostd.toml when present)"
-    )
+    add_config_option(parser)
     parser.add_argument("--json", action="store_true", help="print the routes as JSON")
 
 
@@ -110,7 +109,7 @@ def format_table(rows: list[tuple[str, ...]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    path = args.config or default_config_path()
+    path = config_path(args)
     config = load_config(path)
     live = fetch_live_routes(config.server.admin) if config.server.admin else None
     if live is not None:

@@ -6,12 +6,13 @@ import argparse
 import dataclasses
 import logging
 
-from vhostd.config.load import default_config_path, load_config
+from vhostd.cli.options import add_config_option, config_path
+from vhostd.config.load import load_config
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("serve", help="run the proxy")
-    parser.add_argument("--config", help="config file (default: ./vhostd.toml when present)")
+    add_config_option(parser)
     parser.add_argument("--workers", type=int, help="worker processes (SO_REUSEPORT)")
     parser.add_argument("--log-level", default="info", help="debug, info, warning, error")
 
@@ -23,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
         level=getattr(logging, str(args.log_level).upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    path = args.config or default_config_path()
+    path = config_path(args)
     config = load_config(path)
     if args.workers:
         config = dataclasses.replace(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from vhostd.config.load import default_config_path, load_config
+from vhostd.cli.options import add_config_option, config_path
+from vhostd.config.load import load_config
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -18,15 +19,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("name", metavar="NAME")
     parser.add_argument("--purge", action="store_true",
                         help="also remove the checkout, volumes and built images")
-    parser.add_argument("--config", metavar="FILE",
-                        help="main config file (default: ./vhostd.toml when present)")
+    add_config_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     # imported here: the Docker client behind it costs every other subcommand ~12 MiB
     from vhostd.deploy.project import undeploy_project
 
-    config = load_config(args.config or default_config_path())
+    config = load_config(config_path(args))
     record = undeploy_project(config, args.name, purge=args.purge)
     kept = "" if args.purge else f" (checkout kept in {record.checkout})"
     print(f"undeployed {record.name}{kept}")
