@@ -86,6 +86,11 @@ class Runtime:
             access_log=access_log,
             listen_port=str(port).encode(),
         )
+        pipeline.listeners.append(
+            lambda table: ctx.pool.close_idle_except(
+                {backend for route in table.all_routes() for backend in route.backends}
+            )
+        )
         for name, runner in provider_runners(self.config):
             self.tasks.append(loop.create_task(self._supervise(name, runner, pipeline)))
         servers = await start_listeners(ctx, sockets)

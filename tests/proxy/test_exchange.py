@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 
-from tests.support.vhostd import build_request, read_response
+from tests.support.vhostd import build_request, read_response, wait_for
 
 
 def site(origin, **extra):
@@ -220,3 +220,15 @@ def test_idempotent_requests_move_off_a_backend_that_drops_connections(origin, m
         assert slammer.accepted >= 1  # it was tried, and the request moved on
     finally:
         slammer.sock.close()
+
+
+def test_idle_connections_to_a_backend_leaving_the_routes_are_closed(make_origin, make_proxy):
+    old, new = make_origin("old"), make_origin("new")
+    proxy = make_proxy()
+    site_file = proxy.workdir / "sites.d" / "a.toml"
+    site_file.write_text(f'[[site]]\nname = "a"\nhosts = ["a.test"]\nbackends = ["{old.url}"]\n')
+    wait_for(lambda: proxy.request("/name").body == b"old")
+    assert old.connections == 1 and old.closed == 0  # pooled, kept open
+    site_file.write_text(f'[[site]]\nname = "a"\nhosts = ["a.test"]\nbackends = ["{new.url}"]\n')
+    wait_for(lambda: proxy.request("/name").body == b"new")
+    wait_for(lambda: old.closed == 1, timeout=5)

@@ -50,6 +50,7 @@ class Origin:
     port: int = 0
     received: list[Received] = field(default_factory=list)
     connections: int = 0
+    closed: int = 0  # connections that ended (either side closed)
     _loop: asyncio.AbstractEventLoop | None = None
     _server: asyncio.AbstractServer | None = None
     _thread: threading.Thread | None = None
@@ -110,6 +111,7 @@ class Origin:
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
             pass
         finally:
+            self.closed += 1
             writer.close()
 
     async def _one(

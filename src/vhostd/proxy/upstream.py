@@ -238,6 +238,17 @@ class UpstreamPool:
         if remaining:
             self._sweep = self.loop.call_later(UPSTREAM_IDLE_TIMEOUT / 4, self._close_stale)
 
+    def close_idle_except(self, live: set[Backend]) -> None:
+        """After a route change: idle connections to backends no route uses are closed.
+
+        A container that went away may not have closed them cleanly; reusing one would
+        send a request into a dead address and wait for the first-byte timeout.
+        """
+        for backend, stack in self.idle.items():
+            if backend not in live:
+                for conn in list(stack):
+                    conn.close()
+
     def forget(self, conn: UpstreamConnection) -> None:
         stack = conn.idle_stack
         if stack and conn in stack:
