@@ -53,9 +53,20 @@ _CONNECTION_OPTIONS = frozenset(
 
 def connection_named(value: bytes) -> frozenset[bytes]:
     """Header names a Connection value makes hop-by-hop (beyond the standard options)."""
+    known = _NAMED_BY_COMMON_VALUES.get(value)
+    if known is not None:
+        return known
     tokens = {t.strip().lower() for t in value.split(b",")}
     tokens.discard(b"")
     return frozenset(tokens - _CONNECTION_OPTIONS)
+
+
+# The values nearly every Connection header has: answered without parsing (hot path).
+_NAMED_BY_COMMON_VALUES: dict[bytes, frozenset[bytes]] = {
+    value: frozenset()
+    for option in (b"keep-alive", b"close", b"upgrade")
+    for value in (option, option.capitalize(), option.title(), option.upper())
+}
 
 
 def without_named(pieces: Sequence[bytes], named: frozenset[bytes]) -> list[bytes]:
