@@ -24,7 +24,7 @@ from vhostd.providers.snapshot import Snapshot
 log = logging.getLogger("vhostd.files")
 
 DEBOUNCE_MS = 150  # group an editor's write+rename into one rescan, well inside 1 s
-STEP_MS = 30
+STEP_MS = 10  # quiet time that ends a burst: an editor writes and renames within microseconds
 EXISTENCE_POLL_S = 0.25  # how often missing/replaced directories are looked for
 _RETRY_S = 0.5  # after a watcher error, before watching again
 
