@@ -5,15 +5,11 @@ from __future__ import annotations
 import socket
 import threading
 
-from tests.support.vhostd import build_request, read_response, wait_for
-
-
-def site(origin, **extra):
-    return {"name": "a", "hosts": ["a.test"], "backends": [origin.url], **extra}
+from tests.support.vhostd import build_request, read_response, site, wait_for
 
 
 def test_get_routes_by_host_and_passes_host_through(origin, make_proxy):
-    proxy = make_proxy([site(origin)])
+    proxy = make_proxy([site(origin.url)])
     response = proxy.request("/echo", host="A.Test.:8080")
     assert response.status == 200
     seen = response.json()
@@ -37,7 +33,7 @@ def test_longest_path_prefix_and_dest(make_origin, make_proxy):
 
 
 def test_keep_alive_reuses_client_and_upstream_connections(origin, make_proxy):
-    proxy = make_proxy([site(origin)])
+    proxy = make_proxy([site(origin.url)])
     with proxy.connect() as sock:
         for _ in range(5):
             sock.sendall(build_request("GET", "/echo"))
@@ -46,7 +42,7 @@ def test_keep_alive_reuses_client_and_upstream_connections(origin, make_proxy):
 
 
 def test_pipelined_requests_are_answered_in_order(origin, make_proxy):
-    proxy = make_proxy([site(origin)])
+    proxy = make_proxy([site(origin.url)])
     with proxy.connect() as sock:
         sock.sendall(b"".join(build_request("GET", f"/echo?n={i}") for i in range(10)))
         targets = [read_response(sock).json()["target"] for _ in range(10)]
@@ -54,7 +50,7 @@ def test_pipelined_requests_are_answered_in_order(origin, make_proxy):
 
 
 def test_head_and_no_body_statuses_are_framed_without_body(origin, make_proxy):
-    proxy = make_proxy([site(origin)])
+    proxy = make_proxy([site(origin.url)])
     with proxy.connect() as sock:
         sock.sendall(build_request("HEAD", "/bytes?n=5000"))
         sock.settimeout(5)
@@ -73,7 +69,7 @@ def test_head_and_no_body_statuses_are_framed_without_body(origin, make_proxy):
 
 
 def test_chunked_and_close_delimited_responses(origin, make_proxy):
-    proxy = make_proxy([site(origin)])
+    proxy = make_proxy([site(origin.url)])
     with proxy.connect() as sock:
         sock.sendall(build_request("GET", "/chunked"))
         response = read_response(sock)
@@ -87,7 +83,7 @@ def test_chunked_and_close_delimited_responses(origin, make_proxy):
 
 
 def test_http10_client_gets_close_delimited_body(origin, make_proxy):
-    proxy = make_proxy([site(origin)])
+    proxy = make_proxy([site(origin.url)])
     with proxy.connect() as sock:
         sock.sendall(b"GET /chunked HTTP/1.0\r\nHost: a.test\r\n\r\n")
         sock.settimeout(5)
@@ -100,7 +96,7 @@ def test_http10_client_gets_close_delimited_body(origin, make_proxy):
 
 
 def test_http10_keep_alive(origin, make_proxy):
-    proxy = make_proxy([site(origin)])
+    proxy = make_proxy([site(origin.url)])
     with proxy.connect() as sock:
         for _ in range(2):
             sock.sendall(b"GET /echo HTTP/1.0\r\nHost: a.test\r\nConnection: keep-alive\r\n\r\n")
@@ -110,7 +106,7 @@ def test_http10_keep_alive(origin, make_proxy):
 
 
 def test_request_bodies_stream_with_length_and_chunked(origin, make_proxy):
-    proxy = make_proxy([site(origin)])
+    proxy = make_proxy([site(origin.url)])
     with proxy.connect() as sock:
         sock.sendall(build_request("POST", "/echo", body=b"hello"))
         assert read_response(sock).json()["body"] == "hello"
@@ -124,7 +120,7 @@ def test_request_bodies_stream_with_length_and_chunked(origin, make_proxy):
 
 
 def test_expect_100_continue_is_answered_before_the_body(origin, make_proxy):
-    proxy = make_proxy([site(origin)])
+    proxy = make_proxy([site(origin.url)])
     with proxy.connect() as sock:
         sock.sendall(
             b"POST /echo HTTP/1.1\r\nHost: a.test\r\nContent-Length: 4\r\n"
@@ -140,7 +136,7 @@ def test_expect_100_continue_is_answered_before_the_body(origin, make_proxy):
 
 
 def test_body_over_max_body_size_gets_413_and_never_reaches_backend(origin, make_proxy):
-    proxy = make_proxy([site(origin, max_body_size="1k")])
+    proxy = make_proxy([site(origin.url, max_body_size="1k")])
     response = proxy.request("/echo", method="POST", body=b"x" * 2000)
     assert response.status == 413
     with proxy.connect() as sock:
@@ -171,7 +167,7 @@ def test_refused_backend_is_skipped_for_another(origin, make_proxy):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        proxy = make_proxy([site(origin, backends=[dead, origin.url])])
+        proxy = make_proxy([site(origin.url, backends=[dead, origin.url])])
         statuses = [proxy.request("/echo").status for _ in range(6)]
         posts = [proxy.request("/echo", method="POST", body=b"x").status for _ in range(4)]
     assert statuses == [200] * 6
@@ -179,7 +175,7 @@ def test_refused_backend_is_skipped_for_another(origin, make_proxy):
 
 
 def test_backend_closing_idle_pooled_connections_costs_no_request(origin, make_proxy):
-    proxy = make_proxy([site(origin)])
+    proxy = make_proxy([site(origin.url)])
     with proxy.connect() as sock:
         sock.sendall(build_request("GET", "/echo"))
         assert read_response(sock).status == 200
@@ -214,7 +210,7 @@ class Slammer:
 def test_idempotent_requests_move_off_a_backend_that_drops_connections(origin, make_proxy):
     slammer = Slammer()
     try:
-        proxy = make_proxy([site(origin, backends=[slammer.url, origin.url])])
+        proxy = make_proxy([site(origin.url, backends=[slammer.url, origin.url])])
         statuses = [proxy.request("/echo").status for _ in range(6)]
         assert statuses == [200] * 6
         assert slammer.accepted >= 1  # it was tried, and the request moved on

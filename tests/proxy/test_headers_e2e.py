@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-
-def site(origin):
-    return {"name": "a", "hosts": ["a.test"], "backends": [origin.url]}
+from tests.support.vhostd import site
 
 
 def test_forwarding_headers_are_set_and_client_values_dropped(origin, make_proxy):
-    proxy = make_proxy([site(origin)])
+    proxy = make_proxy([site(origin.url)])
     seen = proxy.request(
         "/echo",
         headers={
@@ -35,7 +33,7 @@ def test_forwarding_headers_are_set_and_client_values_dropped(origin, make_proxy
 
 
 def test_trusted_proxy_values_are_kept_and_appended(origin, make_proxy):
-    proxy = make_proxy([site(origin)], server={"trusted_proxies": ["127.0.0.0/8"]})
+    proxy = make_proxy([site(origin.url)], server={"trusted_proxies": ["127.0.0.0/8"]})
     headers = dict(
         proxy.request(
             "/echo", headers={"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
@@ -46,7 +44,7 @@ def test_trusted_proxy_values_are_kept_and_appended(origin, make_proxy):
 
 
 def test_hop_by_hop_response_headers_are_removed(origin, make_proxy):
-    proxy = make_proxy([site(origin)])
+    proxy = make_proxy([site(origin.url)])
     response = proxy.request("/chunked")
     assert response.body == b"hello world"
     names = [k.lower() for k, _ in response.headers]

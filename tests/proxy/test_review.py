@@ -15,11 +15,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.support.vhostd import build_request, read_response
-
-
-def site(url: str, **extra):
-    return {"name": "a", "hosts": ["a.test"], "backends": [url], **extra}
+from tests.support.vhostd import build_request, read_response, site
 
 
 class RawBackend:

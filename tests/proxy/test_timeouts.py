@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import time
 
-from tests.support.vhostd import build_request, read_response
-
-
-def site(origin, **extra):
-    return {"name": "a", "hosts": ["a.test"], "backends": [origin.url], **extra}
+from tests.support.vhostd import build_request, read_response, site
 
 
 def test_slowloris_is_cut_off_at_the_header_timeout(origin, make_proxy):
-    proxy = make_proxy([site(origin)], server={"client_header_timeout": "0.5s"})
+    proxy = make_proxy([site(origin.url)], server={"client_header_timeout": "0.5s"})
     with proxy.connect() as sock:
         sock.sendall(b"GET /echo HTTP/1.1\r\nHost: a.test\r\n")
         started = time.monotonic()
@@ -25,7 +21,7 @@ def test_slowloris_is_cut_off_at_the_header_timeout(origin, make_proxy):
 
 
 def test_slowloris_cannot_extend_by_trickling(origin, make_proxy):
-    proxy = make_proxy([site(origin)], server={"client_header_timeout": "0.6s"})
+    proxy = make_proxy([site(origin.url)], server={"client_header_timeout": "0.6s"})
     with proxy.connect() as sock:
         sock.sendall(b"GET /echo HTTP/1.1\r\n")
         sock.settimeout(0.1)
@@ -46,7 +42,7 @@ def test_slowloris_cannot_extend_by_trickling(origin, make_proxy):
 
 
 def test_stalled_backend_gets_504_at_first_byte_timeout(origin, make_proxy):
-    proxy = make_proxy([site(origin, first_byte_timeout="0.5s")])
+    proxy = make_proxy([site(origin.url, first_byte_timeout="0.5s")])
     started = time.monotonic()
     response = proxy.request("/stall")
     elapsed = time.monotonic() - started
@@ -55,7 +51,7 @@ def test_stalled_backend_gets_504_at_first_byte_timeout(origin, make_proxy):
 
 
 def test_backend_stalling_mid_body_is_cut_at_between_bytes_timeout(origin, make_proxy):
-    proxy = make_proxy([site(origin, between_bytes_timeout="0.5s")])
+    proxy = make_proxy([site(origin.url, between_bytes_timeout="0.5s")])
     with proxy.connect() as sock:
         sock.sendall(build_request("GET", "/trickle"))
         started = time.monotonic()
@@ -66,12 +62,12 @@ def test_backend_stalling_mid_body_is_cut_at_between_bytes_timeout(origin, make_
 
 
 def test_slow_backend_within_first_byte_timeout_is_fine(origin, make_proxy):
-    proxy = make_proxy([site(origin, first_byte_timeout="5s")])
+    proxy = make_proxy([site(origin.url, first_byte_timeout="5s")])
     assert proxy.request("/slow?ms=300").status == 200
 
 
 def test_idle_keep_alive_connection_is_closed(origin, make_proxy):
-    proxy = make_proxy([site(origin)], server={"keepalive_timeout": "0.5s"})
+    proxy = make_proxy([site(origin.url)], server={"keepalive_timeout": "0.5s"})
     with proxy.connect() as sock:
         sock.sendall(build_request("GET", "/echo"))
         assert read_response(sock).status == 200
@@ -82,7 +78,7 @@ def test_idle_keep_alive_connection_is_closed(origin, make_proxy):
 
 
 def test_stalled_upload_gets_408_at_the_body_timeout(origin, make_proxy):
-    proxy = make_proxy([site(origin)], server={"client_body_timeout": "0.5s"})
+    proxy = make_proxy([site(origin.url)], server={"client_body_timeout": "0.5s"})
     with proxy.connect() as sock:
         sock.sendall(b"POST /sink HTTP/1.1\r\nHost: a.test\r\nContent-Length: 10\r\n\r\nabc")
         started = time.monotonic()

@@ -264,6 +264,11 @@ class VhostdProcess:
             return read_response(sock).json()
 
 
+def site(url: str, **extra: Any) -> dict[str, Any]:
+    """The [[site]] most proxy tests use: a.test → `url`, with `extra` keys added."""
+    return {"name": "a", "hosts": ["a.test"], "backends": [url], **extra}
+
+
 def build_request(
     method: str = "GET",
     path: str = "/",

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from vhostd.proxy.context import ProxyContext
 
 # Reasons for pausing reads from the client; reading resumes when none is left.
-PAUSE_UPSTREAM_FULL = 1  # the backend's write buffer is full
+# PAUSE_UPSTREAM_FULL (1, from upstream.py): the backend's write buffer is full.
 PAUSE_HELD_BODY = 2  # too much body held while no backend is attached yet
 PAUSE_QUEUE = 4  # too many pipelined requests waiting
 

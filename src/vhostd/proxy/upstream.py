@@ -27,7 +27,8 @@ from vhostd.proxy.headers import (
 if TYPE_CHECKING:
     from vhostd.proxy.client import ClientConnection
 
-UPSTREAM_IDLE_TIMEOUT = 55.0  # below the 60 s that most backends keep idle connections
+UPSTREAM_IDLE_TIMEOUT = 55.0
+PAUSE_UPSTREAM_FULL = 1  # the reason a client's reads pause while this side cannot keep up  # below the 60 s that most backends keep idle connections
 
 
 def _insecure_tls() -> ssl.SSLContext:
@@ -112,11 +113,11 @@ class UpstreamConnection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         if self.exchange is not None:
-            self.exchange.pause_client_reading(1)
+            self.exchange.pause_client_reading(PAUSE_UPSTREAM_FULL)
 
     def resume_writing(self) -> None:
         if self.exchange is not None:
-            self.exchange.resume_client_reading(1)
+            self.exchange.resume_client_reading(PAUSE_UPSTREAM_FULL)
 
     # --- httptools callbacks ------------------------------------------------------------
     def on_message_begin(self) -> None:
