@@ -101,10 +101,13 @@ def test_connection_named_ignores_standard_options():
 
 class ResponseCollector:
     def __init__(self) -> None:
+        import asyncio
+
         from vhostd.config.model import Backend
         from vhostd.proxy.upstream import UpstreamConnection, UpstreamPool
 
-        self.conn = UpstreamConnection(UpstreamPool(None, 1), Backend("127.0.0.1", 1))  # type: ignore[arg-type]
+        pool = UpstreamPool(asyncio.new_event_loop(), 1)  # never run: the parser is fed directly
+        self.conn = UpstreamConnection(pool, Backend("127.0.0.1", 1))
 
 
 @pytest.mark.parametrize("step", [None, 1])

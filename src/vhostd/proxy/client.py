@@ -44,7 +44,9 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 NO_BODY_STATUS = frozenset({204, 304})
 
 
-class ClientConnection(asyncio.Protocol):
+class ClientConnection:
+    """An asyncio protocol (duck-typed: a native class cannot subclass asyncio.Protocol)."""
+
     def __init__(self, ctx: ProxyContext) -> None:
         # shared state
         self.ctx = ctx

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from typing import cast
 
 from vhostd.errors import VhostdError
 from vhostd.proxy.client import ClientConnection
@@ -41,7 +42,9 @@ async def start_listeners(
 ) -> list[asyncio.AbstractServer]:
     servers: list[asyncio.AbstractServer] = []
     for sock in sockets:
-        server = await ctx.loop.create_server(lambda: ClientConnection(ctx), sock=sock)
+        server = await ctx.loop.create_server(
+            lambda: cast(asyncio.BaseProtocol, ClientConnection(ctx)), sock=sock
+        )
         servers.append(server)
     return servers
 

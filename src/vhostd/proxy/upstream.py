@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httptools
 
@@ -40,7 +40,9 @@ def _insecure_tls() -> ssl.SSLContext:
     return context
 
 
-class UpstreamConnection(asyncio.Protocol):
+class UpstreamConnection:
+    """An asyncio protocol (duck-typed: a native class cannot subclass asyncio.Protocol)."""
+
     __slots__ = (
         "pool",
         "backend",
@@ -262,9 +264,9 @@ class UpstreamPool:
             if self._tls is None:
                 self._tls = _insecure_tls()
             tls = self._tls
-        _, conn = await asyncio.wait_for(
+        _, protocol = await asyncio.wait_for(
             self.loop.create_connection(
-                lambda: UpstreamConnection(self, backend),
+                lambda: cast(asyncio.BaseProtocol, UpstreamConnection(self, backend)),
                 backend.host,
                 backend.port,
                 ssl=tls,
@@ -272,7 +274,7 @@ class UpstreamPool:
             ),
             timeout,
         )
-        return conn
+        return cast(UpstreamConnection, protocol)
 
     def close_all(self) -> None:
         if self._sweep is not None:
