@@ -48,13 +48,8 @@ class AccessLog:
     def format(
         self, client_ip: bytes, request: Any, status: int, sent: int, duration: float, site: str
     ) -> str:
-        referer = user_agent = b"-"
-        for name, value in request.headers:
-            lower = name.lower()
-            if lower == b"referer":
-                referer = value
-            elif lower == b"user-agent":
-                user_agent = value
+        referer = request.header(b"referer") or b"-"
+        user_agent = request.header(b"user-agent") or b"-"
         ip = client_ip.decode()
         method = request.method.decode("latin-1")
         target = request.target.decode("latin-1")

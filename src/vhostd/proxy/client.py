@@ -208,7 +208,7 @@ class ClientConnection:
     def on_header(self, name: bytes, value: bytes) -> None:
         request = self.parsing
         assert request is not None
-        if len(request.headers) >= self.settings.max_headers:
+        if request.header_count >= self.settings.max_headers:
             raise Rejection(431, "Too many request headers.")
         request.add_header(name, value)
 
@@ -222,7 +222,7 @@ class ClientConnection:
         request.keep_alive = parser.should_keep_alive()
         limit = self.settings.max_head_size
         if request.head_size + self.read_size > limit:  # else the head cannot be larger
-            size = len(request.target) + sum(len(n) + len(v) + 4 for n, v in request.headers)
+            size = len(request.target) + request.header_bytes
             if size > limit:
                 raise Rejection(431, "Request head too large.")
         request.head_size = -1  # head done: stop counting raw bytes

@@ -45,7 +45,8 @@ class Request:
         "method",
         "target",
         "version",
-        "headers",
+        "header_count",
+        "header_bytes",
         "lines",
         "forwarded",
         "named",
@@ -71,7 +72,8 @@ class Request:
         self.method = b""
         self.target = b""
         self.version = b"1.1"
-        self.headers: list[tuple[bytes, bytes]] = []  # as received, for logs
+        self.header_count = 0
+        self.header_bytes = 0  # as received: name + ": " + value + CRLF, summed
         self.lines: list[bytes] = []  # the headers that pass upstream, as pieces to join
         self.forwarded: list[tuple[bytes, bytes]] | None = None  # client's X-Forwarded-*
         self.named: frozenset[bytes] = frozenset()  # hop-by-hop by Connection
@@ -92,9 +94,18 @@ class Request:
         self.rejection: Rejection | None = None
         self.head_size = 0
 
+    def header(self, lower_name: bytes) -> bytes | None:
+        """The value of a header that is forwarded (for logs; not for hop-by-hop ones)."""
+        lines = self.lines
+        for i in range(0, len(lines), 4):
+            if lines[i].lower() == lower_name:
+                return lines[i + 2]
+        return None
+
     def add_header(self, name: bytes, value: bytes) -> None:
         """Record a header, classify it and serialise it when it passes (called per header)."""
-        self.headers.append((name, value))
+        self.header_count += 1
+        self.header_bytes += len(name) + len(value) + 4
         rule = REQUEST_RULES.get(name.lower())
         if rule is None:
             self.lines += (name, b": ", value, b"\r\n")  # cheaper than formatting a line
