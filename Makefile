@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint unit bench bench-quick clean system
+.PHONY: install native run test lint unit bench bench-quick clean system
 
 install: $(STAMP)
 
@@ -14,7 +14,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
-run: install
+# The per-request modules compiled with mypyc (scripts/build_native.py; a no-op when current).
+native: install
+	$(BIN)/python scripts/build_native.py
+
+run: install native
 	$(BIN)/vhostd serve $(if $(wildcard vhostd.toml),--config vhostd.toml,--config examples/demo/vhostd.toml)
 
 system:
@@ -24,17 +28,18 @@ lint: install
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
 
-test: system install lint
+test: system install lint native
 	$(BIN)/pytest -q
 
-unit: install
+unit: install native
 	$(BIN)/pytest -q -m "not docker and not slow"
 
-bench: system install
+bench: system install native
 	$(BIN)/python -m bench.run
 
-bench-quick: system install
+bench-quick: system install native
 	$(BIN)/python -m bench.run --quick
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	find src -name '*.so' -delete

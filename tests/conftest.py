@@ -10,6 +10,17 @@ import pytest
 
 from tests.support.origin import Origin
 from tests.support.vhostd import VhostdProcess
+from vhostd import native
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Test the code as it is now: compiled extensions older than their source are rebuilt."""
+    if native.stale():
+        import subprocess
+        import sys
+
+        script = Path(__file__).resolve().parent.parent / "scripts" / "build_native.py"
+        subprocess.run([sys.executable, str(script)], check=True)
 
 
 @pytest.fixture

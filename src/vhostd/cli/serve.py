@@ -17,6 +17,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--log-level", default="info", help="debug, info, warning, error")
 
 
+def _report_native() -> None:
+    from vhostd import native
+
+    log = logging.getLogger("vhostd")
+    outdated = native.stale()
+    if outdated:
+        log.warning(
+            "compiled modules are older than their sources, so old code runs: %s; "
+            "run `make native`",
+            ", ".join(outdated),
+        )
+    compiled = native.compiled()
+    log.info(
+        "per-request modules: %s",
+        f"compiled ({len(compiled)} of {len(native.NATIVE_MODULES)})"
+        if compiled
+        else "interpreted",
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from vhostd.runtime import serve
 
@@ -24,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
         level=getattr(logging, str(args.log_level).upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    _report_native()
     path = config_path(args)
     config = load_config(path)
     if args.workers:

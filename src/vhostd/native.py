@@ -1,0 +1,56 @@
+"""Which per-request modules run compiled (mypyc, `make native`) and whether they are current.
+
+Python prefers an extension module to the .py beside it, so a compiled module older than its
+source would silently run old code: `stale()` names those, and `vhostd serve` and the test
+suite refuse to go on with them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+
+# Compiled by scripts/build_native.py, in this order.
+NATIVE_MODULES = (
+    "vhostd.proxy.client",
+    "vhostd.proxy.upstream",
+    "vhostd.proxy.request",
+    "vhostd.proxy.headers",
+    "vhostd.proxy.context",
+    "vhostd.routing.table",
+    "vhostd.config.model",
+)
+
+
+def compiled() -> list[str]:
+    """The native modules that were imported from a compiled extension."""
+    names = []
+    for name in NATIVE_MODULES:
+        module = importlib.import_module(name)
+        if not (module.__file__ or "").endswith(".py"):
+            names.append(name)
+    return names
+
+
+def _sources() -> list[Path]:
+    root = Path(__file__).resolve().parent.parent
+    return [root / (name.replace(".", os.sep) + ".py") for name in NATIVE_MODULES]
+
+
+def _built(source: Path) -> list[Path]:
+    return list(source.parent.glob(source.stem + ".*.so"))
+
+
+def stale() -> list[str]:
+    """Source files edited after their compiled extension was built."""
+    return [
+        str(source)
+        for source in _sources()
+        if any(built.stat().st_mtime < source.stat().st_mtime for built in _built(source))
+    ]
+
+
+def missing() -> list[str]:
+    """Source files without a compiled extension."""
+    return [str(source) for source in _sources() if not _built(source)]
