@@ -14,6 +14,11 @@ have git || need+=(git)
 have docker-compose || docker compose version >/dev/null 2>&1 || need+=(docker-compose)
 have vagrant || need+=(vagrant)
 have ip || need+=(iproute2)
+# `make native` compiles the per-request modules: a C compiler and the Python headers
+have gcc || need+=(gcc libc6-dev)
+"${PYTHON:-python3}" -c 'import os, sys, sysconfig
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' ||
+  need+=(python3-dev)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "ensure-system: installing ${need[*]}"
