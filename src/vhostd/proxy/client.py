@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import httptools
 
@@ -27,21 +27,21 @@ if TYPE_CHECKING:
 
 # Reasons for pausing reads from the client; reading resumes when none is left.
 # PAUSE_UPSTREAM_FULL (1, from upstream.py): the backend's write buffer is full.
-PAUSE_HELD_BODY = 2  # too much body held while no backend is attached yet
-PAUSE_QUEUE = 4  # too many pipelined requests waiting
+PAUSE_HELD_BODY: Final = 2  # too much body held while no backend is attached yet
+PAUSE_QUEUE: Final = 4  # too many pipelined requests waiting
 
 # What the connection's single timer is guarding (see _tick).
-IDLE = 0  # between requests: keepalive_timeout
-HEAD = 1  # a request head is arriving: client_header_timeout → 408
-BUSY = 2  # routing, authenticating, connecting, tunnelling: no deadline of ours
-BODY = 5  # a request body is arriving: client_body_timeout between reads → 408
-WAIT = 3  # request sent, no response byte yet: first_byte timeout → 504
-STREAM = 4  # response arriving: between_bytes timeout → cut
+IDLE: Final = 0  # between requests: keepalive_timeout
+HEAD: Final = 1  # a request head is arriving: client_header_timeout → 408
+BUSY: Final = 2  # routing, authenticating, connecting, tunnelling: no deadline of ours
+BODY: Final = 5  # a request body is arriving: client_body_timeout between reads → 408
+WAIT: Final = 3  # request sent, no response byte yet: first_byte timeout → 504
+STREAM: Final = 4  # response arriving: between_bytes timeout → cut
 
-HOLD_LIMIT = 256 * 1024
-QUEUE_LIMIT = 16
-CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-NO_BODY_STATUS = frozenset({204, 304})
+HOLD_LIMIT: Final = 256 * 1024
+QUEUE_LIMIT: Final = 16
+CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+NO_BODY_STATUS: Final = frozenset({204, 304})
 
 
 class ClientConnection:

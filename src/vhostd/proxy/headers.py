@@ -13,13 +13,23 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
+from typing import Final
 
 Header = tuple[bytes, bytes]
 
 # What happens to a header, by lower-case name (absent from a table: forwarded unchanged).
-DROP, HOST, LENGTH, CHUNKED, AUTH, EXPECT, UPGRADE, CONNECTION, FORWARDED = range(9)
+# (Final: compiled, each is a constant instead of a module-dict lookup per header.)
+DROP: Final = 0
+HOST: Final = 1
+LENGTH: Final = 2
+CHUNKED: Final = 3
+AUTH: Final = 4
+EXPECT: Final = 5
+UPGRADE: Final = 6
+CONNECTION: Final = 7
+FORWARDED: Final = 8
 
-_HOP_BY_HOP = {
+_HOP_BY_HOP: Final = {
     b"keep-alive": DROP,
     b"te": DROP,
     b"trailer": DROP,
@@ -30,7 +40,7 @@ _HOP_BY_HOP = {
     b"content-length": LENGTH,
     b"transfer-encoding": CHUNKED,
 }
-REQUEST_RULES: dict[bytes, int] = {
+REQUEST_RULES: Final[dict[bytes, int]] = {
     **_HOP_BY_HOP,
     b"host": HOST,
     b"authorization": AUTH,
@@ -42,11 +52,11 @@ REQUEST_RULES: dict[bytes, int] = {
     b"x-real-ip": FORWARDED,
     b"forwarded": FORWARDED,
 }
-RESPONSE_RULES: dict[bytes, int] = dict(_HOP_BY_HOP)
+RESPONSE_RULES: Final[dict[bytes, int]] = dict(_HOP_BY_HOP)
 
 # Connection tokens that name no header of their own.
 # Host and the framing headers are never hop-by-hop, whatever Connection says.
-_CONNECTION_OPTIONS = frozenset(
+_CONNECTION_OPTIONS: Final = frozenset(
     {b"keep-alive", b"close", b"upgrade", b"host", b"content-length", b"transfer-encoding"}
 )
 
@@ -62,7 +72,7 @@ def connection_named(value: bytes) -> frozenset[bytes]:
 
 
 # The values nearly every Connection header has: answered without parsing (hot path).
-_NAMED_BY_COMMON_VALUES: dict[bytes, frozenset[bytes]] = {
+_NAMED_BY_COMMON_VALUES: Final[dict[bytes, frozenset[bytes]]] = {
     value: frozenset()
     for option in (b"keep-alive", b"close", b"upgrade")
     for value in (option, option.capitalize(), option.title(), option.upper())

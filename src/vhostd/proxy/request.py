@@ -13,6 +13,7 @@ Every refusal carries the status it should become.
 from __future__ import annotations
 
 import re
+from typing import Final
 
 from vhostd.proxy.headers import (
     AUTH,
@@ -28,7 +29,7 @@ from vhostd.proxy.headers import (
     without_named,
 )
 
-IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
+IDEMPOTENT: Final = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
 
 
 class Rejection(Exception):
@@ -177,5 +178,5 @@ class Request:
 
 
 # A Host value: printable ASCII without spaces or the characters that end an authority.
-_HOST = re.compile(rb'[^\x00-\x20\x7f-\xff/\\?#@"<>{}|^`]{1,1024}')
+_HOST: Final = re.compile(rb'[^\x00-\x20\x7f-\xff/\\?#@"<>{}|^`]{1,1024}')
 

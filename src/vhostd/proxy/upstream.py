@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import httptools
 
@@ -27,8 +27,8 @@ from vhostd.proxy.headers import (
 if TYPE_CHECKING:
     from vhostd.proxy.client import ClientConnection
 
-UPSTREAM_IDLE_TIMEOUT = 55.0
-PAUSE_UPSTREAM_FULL = 1  # the reason a client's reads pause while this side cannot keep up  # below the 60 s that most backends keep idle connections
+UPSTREAM_IDLE_TIMEOUT: Final = 55.0  # below the 60 s that most backends keep idle connections
+PAUSE_UPSTREAM_FULL: Final = 1  # the reason a client's reads pause while this side cannot keep up
 
 
 def _insecure_tls() -> ssl.SSLContext:

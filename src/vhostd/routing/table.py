@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Final
 
 from vhostd.config.model import Backend, Site
 from vhostd.routing.hosts import EXACT, LEADING, REGEX, TRAILING, HostPattern, normalize_host
@@ -17,7 +18,7 @@ from vhostd.routing.hosts import EXACT, LEADING, REGEX, TRAILING, HostPattern, n
 # (site, host pattern text, path prefix) → an auth gate object, or None when unprotected.
 AuthResolver = Callable[[Site, str, str], object | None]
 
-_HOST_CACHE_LIMIT = 4096
+_HOST_CACHE_LIMIT: Final = 4096
 
 
 @dataclass(slots=True, eq=False)
