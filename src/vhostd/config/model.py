@@ -31,6 +31,11 @@ class Backend:
     label: str = ""
     health: str = ""  # "", "healthy", "unhealthy", "starting": informational
 
+    def __hash__(self) -> int:
+        # Written out so that it is compiled: the pool looks a backend up on every request,
+        # and dataclass would generate an interpreted __hash__. Same fields as __eq__.
+        return hash((self.host, self.port, self.scheme, self.label, self.health))
+
     @property
     def address(self) -> tuple[str, int]:
         return (self.host, self.port)
