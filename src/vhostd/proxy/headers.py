@@ -54,6 +54,37 @@ REQUEST_RULES: Final[dict[bytes, int]] = {
 }
 RESPONSE_RULES: Final[dict[bytes, int]] = dict(_HOP_BY_HOP)
 
+PASS: Final = -1  # a header forwarded unchanged
+
+# Rules by header name exactly as received. Names arrive in a handful of spellings, and
+# looking one up costs a hash where lower() costs a method call and a new object: about
+# 1,000 instructions per header. Bounded: cleared when full.
+_REQUEST_RULE_SEEN: Final[dict[bytes, int]] = {}
+_RESPONSE_RULE_SEEN: Final[dict[bytes, int]] = {}
+_SEEN_LIMIT: Final = 1024
+
+
+def request_rule(name: bytes) -> int:
+    """REQUEST_RULES' rule for a header name in any case, or PASS."""
+    rule = _REQUEST_RULE_SEEN.get(name)
+    if rule is None:
+        rule = REQUEST_RULES.get(name.lower(), PASS)
+        if len(_REQUEST_RULE_SEEN) >= _SEEN_LIMIT:
+            _REQUEST_RULE_SEEN.clear()
+        _REQUEST_RULE_SEEN[name] = rule
+    return rule
+
+
+def response_rule(name: bytes) -> int:
+    """RESPONSE_RULES' rule for a header name in any case, or PASS."""
+    rule = _RESPONSE_RULE_SEEN.get(name)
+    if rule is None:
+        rule = RESPONSE_RULES.get(name.lower(), PASS)
+        if len(_RESPONSE_RULE_SEEN) >= _SEEN_LIMIT:
+            _RESPONSE_RULE_SEEN.clear()
+        _RESPONSE_RULE_SEEN[name] = rule
+    return rule
+
 # Connection tokens that name no header of their own.
 # Host and the framing headers are never hop-by-hop, whatever Connection says.
 _CONNECTION_OPTIONS: Final = frozenset(

@@ -23,9 +23,10 @@ from vhostd.proxy.headers import (
     FORWARDED,
     HOST,
     LENGTH,
-    REQUEST_RULES,
+    PASS,
     UPGRADE,
     connection_named,
+    request_rule,
     without_named,
 )
 
@@ -107,13 +108,21 @@ class Request:
         """Record a header, classify it and serialise it when it passes (called per header)."""
         self.header_count += 1
         self.header_bytes += len(name) + len(value) + 4
-        rule = REQUEST_RULES.get(name.lower())
-        if rule is None:
-            self.lines += (name, b": ", value, b"\r\n")  # cheaper than formatting a line
+        rule = request_rule(name)
+        lines = self.lines
+        if rule == PASS:
+            # four appends: cheaper than formatting a line or extending by a tuple
+            lines.append(name)
+            lines.append(b": ")
+            lines.append(value)
+            lines.append(b"\r\n")
         elif rule == HOST:
             self.host_count += 1
             self.host = value
-            self.lines += (b"Host", b": ", value, b"\r\n")
+            lines.append(b"Host")
+            lines.append(b": ")
+            lines.append(value)
+            lines.append(b"\r\n")
         elif rule == LENGTH:
             self.content_length = int(value)  # llhttp has validated it: digits, single
         elif rule == CHUNKED:

@@ -19,9 +19,10 @@ from vhostd.proxy.headers import (
     CHUNKED,
     CONNECTION,
     LENGTH,
-    RESPONSE_RULES,
+    PASS,
     UPGRADE,
     connection_named,
+    response_rule,
 )
 
 if TYPE_CHECKING:
@@ -140,9 +141,13 @@ class UpstreamConnection:
     def on_header(self, name: bytes, value: bytes) -> None:
         if self.overflow:
             return
-        rule = RESPONSE_RULES.get(name.lower())
-        if rule is None:
-            self.lines += (name, b": ", value, b"\r\n")  # pieces, joined once per response
+        rule = response_rule(name)
+        if rule == PASS:
+            lines = self.lines  # pieces, joined once per response
+            lines.append(name)
+            lines.append(b": ")
+            lines.append(value)
+            lines.append(b"\r\n")
         elif rule == LENGTH:
             self.content_length = value
         elif rule == CHUNKED:
