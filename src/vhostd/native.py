@@ -13,6 +13,7 @@ from pathlib import Path
 
 # Compiled by scripts/build_native.py, in this order.
 NATIVE_MODULES = (
+    "vhostd.proxy.response",
     "vhostd.proxy.client",
     "vhostd.proxy.upstream",
     "vhostd.proxy.request",

@@ -1,96 +1,42 @@
-"""One client connection: parse requests, route them, stream them to a backend and back.
+"""The request half of a client connection: parse requests, route them, send them on.
 
-One asyncio Protocol per connection, fed by httptools callbacks. Requests are answered in
+One asyncio protocol per connection, fed by httptools callbacks. Requests are answered in
 order; pipelined requests wait in `queue` with their bodies held (bounded: reading pauses
 while too much is held). Reading from one side pauses while the other side's write buffer
 is full, in both directions. Output produced while handling one read is written at once.
-Timers are loop.call_later handles armed and cancelled on activity, never a task.
+The response half, the timer and the shared state are ResponseSide's (response.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import httptools
 
 from vhostd.config.model import Backend
 from vhostd.proxy.headers import forwarding_tail, trusted_forwarding, without_named
-from vhostd.proxy.pages import error_response
 from vhostd.proxy.request import Rejection, Request
+from vhostd.proxy.response import (
+    BODY,
+    BUSY,
+    HEAD,
+    IDLE,
+    PAUSE_HELD_BODY,
+    PAUSE_QUEUE,
+    STREAM,
+    WAIT,
+    ResponseSide,
+)
 from vhostd.proxy.upstream import UpstreamConnection
 from vhostd.routing.table import Route
-
-if TYPE_CHECKING:
-    from vhostd.proxy.context import ProxyContext
-
-# Reasons for pausing reads from the client; reading resumes when none is left.
-# PAUSE_UPSTREAM_FULL (1, from upstream.py): the backend's write buffer is full.
-PAUSE_HELD_BODY: Final = 2  # too much body held while no backend is attached yet
-PAUSE_QUEUE: Final = 4  # too many pipelined requests waiting
-
-# What the connection's single timer is guarding (see _tick).
-IDLE: Final = 0  # between requests: keepalive_timeout
-HEAD: Final = 1  # a request head is arriving: client_header_timeout → 408
-BUSY: Final = 2  # routing, authenticating, connecting, tunnelling: no deadline of ours
-BODY: Final = 5  # a request body is arriving: client_body_timeout between reads → 408
-WAIT: Final = 3  # request sent, no response byte yet: first_byte timeout → 504
-STREAM: Final = 4  # response arriving: between_bytes timeout → cut
 
 HOLD_LIMIT: Final = 256 * 1024
 QUEUE_LIMIT: Final = 16
 CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
-NO_BODY_STATUS: Final = frozenset({204, 304})
 
-
-class ClientConnection:
+class ClientConnection(ResponseSide):
     """An asyncio protocol (duck-typed: a native class cannot subclass asyncio.Protocol)."""
-
-    def __init__(self, ctx: ProxyContext) -> None:
-        # shared state
-        self.ctx = ctx
-        self.loop = ctx.loop
-        self.settings = ctx.settings
-        # per connection
-        self.transport: Any = None
-        self.client_ip = b""
-        self.trusted = False
-        self.parser = httptools.HttpRequestParser(self)
-        self.parsing: Request | None = None
-        self.queue: deque[Request] = deque()
-        self.paused = 0
-        self.writing_paused = False
-        self.write_paused_at = 0.0
-        # One timer per connection, re-armed only when a deadline moves earlier: on a
-        # keep-alive connection with default timeouts it is never touched per request.
-        self.timer: asyncio.TimerHandle | None = None
-        self.timer_at = 0.0
-        self.phase = HEAD
-        self.deadline = 0.0
-        self.closed = False
-        self.tunnel: UpstreamConnection | None = None
-        self.tunnel_hold: list[bytes] = []
-        self.upgrading = False
-        self.out: list[bytes] = []
-        self.read_size = 0
-        # per request (the active exchange)
-        self.request: Request | None = None
-        self.route: Route | None = None
-        self.backend: Backend | None = None
-        self.upstream: UpstreamConnection | None = None
-        self.failed_backends: set[Backend] = set()
-        self.stale_retried = False
-        self.last_upstream_read = 0.0
-        self.last_client_read = 0.0
-        self.response_started = False
-        self.response_status = 0
-        self.chunk_out = False
-        self.until_close = False
-        self.no_body = False
-        self.close_after = False
-        self.response_bytes = 0
-        self.started_at = 0.0
 
     # --- connection lifecycle -----------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
@@ -136,17 +82,6 @@ class ClientConnection:
             upstream.transport.resume_reading()
         if self.ctx.shutting_down and self.request is None and not self.queue:
             self.transport.close()
-
-    def pause_client_reading(self, reason: int) -> None:
-        if not self.paused and not self.closed:
-            self.transport.pause_reading()
-        self.paused |= reason
-
-    def resume_client_reading(self, reason: int) -> None:
-        if self.paused & reason:
-            self.paused &= ~reason
-            if not self.paused and not self.closed:
-                self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
         if self.tunnel is not None:
@@ -297,7 +232,8 @@ class ClientConnection:
             self._respond_error(413, "Request body too large.", close=True)
             return
         gate: Any = route.auth
-        if gate is not None:
+        passed = gate is self.passed_gate and request.authorization == self.passed_authorization
+        if gate is not None and not passed:
             verdict = gate.check(request.authorization, self.client_ip.decode())
             if not isinstance(verdict, int):
                 self.pause_client_reading(PAUSE_HELD_BODY)
@@ -322,6 +258,11 @@ class ClientConnection:
 
     def _auth_passed(self, verdict: int) -> bool:
         if verdict == 200:
+            # The next request on this connection with the same gate and credentials passes
+            # without a check. A gate is rebuilt whenever its htpasswd file changes, so a
+            # removed user or changed password is never let through by this.
+            self.passed_gate = self.route.auth if self.route else None
+            self.passed_authorization = self.request.authorization if self.request else None
             return True
         gate: Any = self.route.auth if self.route else None
         if verdict == 401 and gate is not None:
@@ -456,212 +397,6 @@ class ClientConnection:
         if not conn.got_bytes:
             self._enter(WAIT, self.route.site.timeouts.first_byte)
 
-    # --- the response, from UpstreamConnection -------------------------------------------
-    def on_upstream_data(self, conn: UpstreamConnection, data: bytes) -> None:
-        if self.tunnel is not None:
-            self.transport.write(data)
-            return
-        conn.got_bytes = True
-        try:
-            conn.parser.feed_data(data)
-        except httptools.HttpParserUpgrade as exc:
-            self._open_tunnel(conn, data[exc.args[0] :])
-            return
-        except httptools.HttpParserError:
-            self._upstream_failed(conn, 502, "The backend sent an invalid response.")
-            return
-        if conn.message_complete or (self.no_body and self.response_started):
-            self._response_complete(conn)
-        elif self.route is not None:  # more to come: between-bytes timeout from now
-            self.last_upstream_read = self.loop.time()
-            if self.phase != STREAM:
-                self._enter(STREAM, self.route.site.timeouts.between_bytes)
-        if self.out:
-            self._flush()
-
-    def on_upstream_head(self, conn: UpstreamConnection) -> None:
-        request = self.request
-        assert request is not None
-        status = conn.parser.get_status_code()
-        upgrading = status == 101
-        if upgrading and request.upgrade is None:
-            raise httptools.HttpParserError("101 without an upgrade request")
-        self.no_body = request.method == b"HEAD" or status in NO_BODY_STATUS or upgrading
-        lines = without_named(conn.lines, conn.named) if conn.named else conn.lines
-        content_length, chunked = conn.content_length, conn.chunked
-        close = not request.keep_alive or self.ctx.shutting_down or not request.complete
-        if upgrading:
-            lines.append(b"Upgrade: %s\r\nConnection: upgrade\r\n" % (conn.upgrade or b""))
-        else:
-            if content_length is not None and not chunked:
-                lines.append(b"Content-Length: %s\r\n" % content_length)
-            elif not self.no_body:
-                self.until_close = not chunked
-                if request.version == b"1.1":
-                    self.chunk_out = True
-                    lines.append(b"Transfer-Encoding: chunked\r\n")
-                else:
-                    close = True
-            if close:
-                lines.append(b"Connection: close\r\n")
-            elif request.version == b"1.0":
-                lines.append(b"Connection: keep-alive\r\n")
-        self.close_after = close
-        self.response_status = status
-        self.response_started = True
-        self.out.append(b"HTTP/1.1 %d %s\r\n" % (status, conn.reason))
-        lines.append(b"\r\n")
-        self.out += lines  # joined with the body by _flush: one write
-
-    def on_upstream_body(self, body: bytes) -> None:
-        if self.no_body:
-            return
-        self.response_bytes += len(body)
-        if self.chunk_out:
-            self.out.append(b"%x\r\n" % len(body))
-            self.out.append(body)
-            self.out.append(b"\r\n")
-        else:
-            self.out.append(body)
-
-    def on_upstream_eof(self, conn: UpstreamConnection) -> bool | None:
-        if self.tunnel is conn and self.transport.can_write_eof():
-            self.transport.write_eof()
-            return True
-        return None
-
-    def on_upstream_lost(self, conn: UpstreamConnection, exc: Exception | None) -> None:
-        if self.closed:
-            return
-        if self.tunnel is conn:
-            self.tunnel = None
-            self.transport.close()
-            return
-        if conn is not self.upstream:
-            return
-        request = self.request
-        if not conn.got_bytes:
-            if request is not None and request.retryable and self.backend is not None:
-                self.phase = BUSY
-                self.upstream = None
-                if conn.reused and not self.stale_retried:
-                    # a pooled connection the backend had closed: retry once on a fresh one
-                    self.stale_retried = True
-                    self._connect(self.backend)
-                    return
-                # a replica going away: idempotent requests move to another backend
-                self.failed_backends.add(self.backend)
-                if self.route is not None and self.route.pick(self.failed_backends):
-                    self._forward()
-                    if self.out:
-                        self._flush()
-                    return
-            self._upstream_failed(conn, 502, "The backend closed the connection.")
-        elif not self.response_started:
-            self._upstream_failed(conn, 502, "The backend closed the connection mid-response.")
-        elif self.until_close and exc is None:
-            self.close_after = self.close_after or not self.chunk_out
-            self._response_complete(conn)
-        else:  # truncated body: make sure the client sees an incomplete message
-            self._flush()
-            self.transport.abort()
-        if self.out:
-            self._flush()
-
-    def _response_complete(self, conn: UpstreamConnection) -> None:
-        request = self.request
-        assert request is not None
-        if self.chunk_out:
-            self.out.append(b"0\r\n\r\n")
-        self._flush()
-        self.upstream = None
-        reusable = (
-            conn.message_complete or self.no_body
-        ) and conn.keep_alive and request.complete and not self.until_close
-        reusable = reusable and not conn.overflow and request.upgrade is None
-        if reusable and not conn.closed:
-            if self.writing_paused:
-                conn.transport.resume_reading()
-            self.ctx.pool.give_back(conn)
-        else:
-            conn.close()
-        self._end_exchange()
-
-    def _open_tunnel(self, conn: UpstreamConnection, rest: bytes) -> None:
-        """101 Switching Protocols: from now on both sides are a byte tunnel."""
-        self.phase = BUSY  # a tunnel lives until either side closes
-        self.tunnel = conn
-        self.upstream = None
-        self.upgrading = False
-        self._flush()
-        if rest:
-            self.transport.write(rest)
-        held, self.tunnel_hold = self.tunnel_hold, []
-        for chunk in held:
-            conn.transport.write(chunk)
-        if self.ctx.access_log is not None:
-            self._log()
-        self.resume_client_reading(PAUSE_HELD_BODY)
-
-    # --- ending an exchange -----------------------------------------------------------------
-    def _end_exchange(self) -> None:
-        if self.ctx.access_log is not None:
-            self._log()
-        if self.close_after or self.upgrading:
-            self.closed = True
-            self.transport.close()
-            return
-        self.request = self.route = self.backend = None
-        self.failed_backends.clear()
-        self.stale_retried = False
-        self.response_started = self.chunk_out = self.until_close = self.no_body = False
-        self.response_bytes = 0
-        if self.queue:
-            self.resume_client_reading(PAUSE_QUEUE)
-            self._start(self.queue.popleft())
-        elif self.ctx.shutting_down:
-            self.closed = True
-            self.transport.close()
-        elif self.parsing is None:
-            self._enter(IDLE, self.settings.keepalive_timeout)
-        else:
-            self._enter(HEAD, self.settings.client_header_timeout)
-
-    def _respond_error(
-        self,
-        status: int,
-        detail: str,
-        *,
-        close: bool = False,
-        extra: tuple[tuple[bytes, bytes], ...] = (),
-    ) -> None:
-        request = self.request
-        head_only = request is not None and request.method == b"HEAD"
-        if request is not None:
-            # an unread body cannot be skipped safely: close instead of reusing
-            close = close or (request.has_body and not request.complete) or not request.keep_alive
-        close = close or self.ctx.shutting_down
-        self.out.append(
-            error_response(
-                status, detail, keep_alive=not close, head_only=head_only, extra_headers=extra
-            )
-        )
-        self.response_status = status
-        self.close_after = close
-        self._flush()
-        self._end_exchange()
-
-    def _upstream_failed(self, conn: UpstreamConnection, status: int, detail: str) -> None:
-        self.phase = BUSY
-        self.upstream = None
-        conn.abort()
-        if self.response_started:
-            self._flush()
-            self.closed = True
-            self.transport.abort()
-        else:
-            self._respond_error(status, detail, close=True)
-
     def _reject(self, rejection: Rejection) -> None:
         """A request that must not be forwarded: answer it in turn, then close."""
         self.pause_client_reading(PAUSE_QUEUE)
@@ -685,85 +420,6 @@ class ClientConnection:
             self._respond_error(rejection.status, rejection.detail, close=True)
         else:
             self.transport.close()
-
-    # --- the connection timer ---------------------------------------------------------
-    def _enter(self, phase: int, timeout: float) -> None:
-        """Switch phase with a deadline `timeout` from now; re-arm only if it is earlier."""
-        now = self.loop.time()
-        self.phase = phase
-        self.deadline = now + timeout
-        # An idle connection wakes at least every header timeout, so that the HEAD phase
-        # that follows never needs an earlier timer than the one already armed.
-        fire = min(self.deadline, now + self.settings.client_header_timeout)
-        if self.timer is None or fire < self.timer_at:
-            if self.timer is not None:
-                self.timer.cancel()
-            self.timer = self.loop.call_at(fire, self._tick)
-            self.timer_at = fire
-
-    def _tick(self) -> None:
-        self.timer = None
-        if self.closed:
-            return
-        phase = self.phase
-        if phase == BUSY:
-            return  # the next _enter arms the timer again
-        now = self.loop.time()
-        deadline = self.deadline
-        if phase == STREAM and self.writing_paused:
-            deadline = self.write_paused_at + self.settings.send_timeout  # client stopped reading
-        elif phase == STREAM and self.route is not None:
-            deadline = self.last_upstream_read + self.route.site.timeouts.between_bytes
-        elif phase == BODY:
-            deadline = self.last_client_read + self.settings.client_body_timeout
-        if now < deadline - 0.001:
-            self.timer_at = min(deadline, now + self.settings.client_header_timeout)
-            self.timer = self.loop.call_at(self.timer_at, self._tick)
-            return
-        if phase == IDLE:
-            self.closed = True
-            self.transport.close()
-        elif phase == HEAD:
-            if self.parsing is not None:  # a connection that never sent a byte just closes
-                self.parsing = None
-                self.out.append(error_response(408, "The request took too long to arrive."))
-                self._flush()
-            self.closed = True
-            self.transport.close()
-        elif phase == BODY:
-            if self.upstream is not None:
-                self.upstream.abort()
-                self.upstream = None
-            if self.response_started:
-                self.closed = True
-                self.transport.abort()
-            else:
-                self._respond_error(408, "The request body stopped arriving.", close=True)
-        elif self.upstream is not None:  # WAIT or STREAM
-            self._upstream_failed(self.upstream, 504, "The backend did not answer in time.")
-
-    # --- output ------------------------------------------------------------------------
-    def _flush(self) -> None:
-        out = self.out
-        if not out:
-            return
-        if not self.closed:
-            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
-        out.clear()
-
-    def _log(self) -> None:
-        access_log = self.ctx.access_log
-        if access_log is None or self.request is None:
-            return
-        request = self.request
-        access_log.record(
-            self.client_ip,
-            request,
-            self.response_status,
-            self.response_bytes,
-            self.loop.time() - self.started_at,
-            self.route.site.name if self.route else "",
-        )
 
     def shutdown(self) -> None:
         """Graceful stop: close now when idle, else after the current response."""
