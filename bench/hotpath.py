@@ -107,8 +107,11 @@ def main() -> None:
         profile.runcall(run, args.rounds)
         pstats.Stats(profile).sort_stats("tottime").print_stats(25)
     else:
+        from vhostd import native
+
         best = min(run(args.rounds) for _ in range(5))
-        print(f"{best:.2f} µs of vhostd code per proxied request (best of 5)")
+        mode = "compiled" if native.compiled() else "interpreted"
+        print(f"{best:.2f} µs of vhostd code per proxied request ({mode}, best of 5)")
 
 
 if __name__ == "__main__":

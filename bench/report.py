@@ -169,7 +169,8 @@ def readme_results(summary: Mapping[str, Any]) -> str:
     load_before, load_after = summary.get("load_average_before_after", [None, None])
     parts = [
         f"`{summary['command'].strip()}` on {summary['date']}"
-        f"{' at commit ' + summary['commit'] if summary.get('commit') else ''}: "
+        f"{' at commit ' + summary['commit'] if summary.get('commit') else ''}"
+        f"{' (vhostd ' + summary['vhostd_modules'] + ')' if summary.get('vhostd_modules') else ''}: "
         f"{summary['machine']['cpus']} "
         f"cores, {pinned}; wrk -t1 -c{settings['connections']}, {settings['duration_s']} s × "
         f"{settings['repeats']} rounds (median). Load average before/after: "

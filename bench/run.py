@@ -64,6 +64,16 @@ def _git_commit() -> str:
     return f"{head}+dirty" if dirty else head or "unknown"
 
 
+def _vhostd_modules() -> str:
+    """Whether the vhostd that ran used its compiled per-request modules (make native)."""
+    from vhostd import native
+
+    compiled = native.compiled()
+    if not compiled:
+        return "interpreted"
+    return f"compiled with mypyc ({len(compiled)} of {len(native.NATIVE_MODULES)} modules)"
+
+
 def prune_raw_runs(keep: int) -> None:
     """Raw outputs are not committed; keep only the newest `keep` run directories."""
     import shutil
@@ -186,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": stamp,
         "commit": _git_commit(),
+        "vhostd_modules": _vhostd_modules(),
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
