@@ -367,3 +367,78 @@ def test_final_response_after_103_never_reaches_another_client(raw_backend, make
         b.sendall(build_request("GET", "/b"))
         response_b = read_response(b, timeout=4)
     assert response_b.body == b"for /b"
+
+
+# --- large bodies relayed as they arrive (not through the parser) ------------------------
+
+
+def patterned(size: int, seed: int) -> bytes:
+    return bytes((i * 7 + seed) % 251 for i in range(size))
+
+
+@pytest.mark.parametrize("piece", [1 << 20, 1000, 16387])
+def test_large_bodies_arrive_intact_and_the_backend_connection_is_reused(
+    raw_backend, make_proxy, piece
+):
+    sizes = [20_000, 70_000, 12, 300_000, 16_384, 5]
+
+    def handler(conn: socket.socket, backend: RawBackend) -> None:
+        buffer = bytearray()
+        for index, size in enumerate(sizes):
+            if backend.read_head(conn, buffer) is None:
+                return
+            answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size
+            answer += patterned(size, index)
+            for start in range(0, len(answer), piece):  # head and body split anywhere
+                conn.sendall(answer[start : start + piece])
+
+    backend = raw_backend(handler)
+    proxy = make_proxy([site(backend.url)])
+    with proxy.connect() as sock:
+        for index, size in enumerate(sizes):
+            sock.sendall(build_request("GET", f"/{index}"))
+            response = read_response(sock)
+            assert response.status == 200
+            assert response.body == patterned(size, index), f"body {index} ({size} B)"
+    assert backend.connections == 1, "every response left the pooled connection usable"
+
+
+def test_bytes_after_a_large_body_are_dropped_with_the_connection(raw_backend, make_proxy):
+    def handler(conn: socket.socket, backend: RawBackend) -> None:
+        buffer = bytearray()
+        if backend.read_head(conn, buffer) is None:
+            return
+        body = patterned(40_000, 1)
+        extra = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nevil!"
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 40000\r\n\r\n" + body + extra)
+        backend.read_head(conn, buffer)  # a request sent on this connection would land here
+
+    backend = raw_backend(handler)
+    proxy = make_proxy([site(backend.url)])
+    with proxy.connect() as sock:
+        sock.sendall(build_request("GET", "/first"))
+        first = read_response(sock)
+        assert first.status == 200 and first.body == patterned(40_000, 1)
+        sock.sendall(build_request("GET", "/second"))
+        second = read_response(sock)
+    assert second.body != b"evil!", "the extra bytes were never taken as an answer"
+    assert backend.targets.count("/second") == 1 and backend.connections == 2
+
+
+def test_an_interim_response_before_a_large_body(raw_backend, make_proxy):
+    def handler(conn: socket.socket, backend: RawBackend) -> None:
+        buffer = bytearray()
+        if backend.read_head(conn, buffer) is None:
+            return
+        body = patterned(50_000, 2)
+        conn.sendall(
+            b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
+            b"HTTP/1.1 200 OK\r\nContent-Length: 50000\r\n\r\n" + body
+        )
+
+    backend = raw_backend(handler)
+    proxy = make_proxy([site(backend.url)])
+    with proxy.connect() as sock:
+        sock.sendall(build_request("GET", "/"))
+        response = read_response(sock)
+    assert response.status == 200 and response.body == patterned(50_000, 2)

@@ -337,6 +337,7 @@ class ClientConnection(ResponseSide):
         self.upstream = conn
         conn.exchange = self
         conn.message_complete = conn.overflow = conn.got_bytes = False  # a new exchange
+        conn.raw_left = 0
         if self.writing_paused:
             conn.transport.pause_reading()
         conn.transport.write(self._upstream_head(request, route, conn.backend))

@@ -19,7 +19,7 @@ from vhostd.config.model import Backend
 from vhostd.proxy.headers import without_named
 from vhostd.proxy.pages import error_response
 from vhostd.proxy.request import Request
-from vhostd.proxy.upstream import UpstreamConnection
+from vhostd.proxy.upstream import RawBody, UpstreamConnection
 from vhostd.routing.table import Route
 
 if TYPE_CHECKING:
@@ -39,6 +39,7 @@ WAIT: Final = 3  # request sent, no response byte yet: first_byte timeout → 50
 STREAM: Final = 4  # response arriving: between_bytes timeout → cut
 
 NO_BODY_STATUS: Final = frozenset({204, 304})
+LARGE_PIECE: Final = 32 * 1024  # written beside the pieces before it rather than joined
 
 
 class ResponseSide:
@@ -72,7 +73,7 @@ class ResponseSide:
         # the gate and Authorization value that last passed on this connection (see _start)
         self.passed_gate: object | None = None
         self.passed_authorization: bytes | None = None
-        self.out: list[bytes] = []
+        self.out: list[bytes | memoryview] = []
         self.read_size = 0
         # per request (the active exchange)
         self.request: Request | None = None
@@ -119,15 +120,24 @@ class ResponseSide:
         if self.tunnel is not None:
             self.transport.write(data)
             return
-        conn.got_bytes = True
-        try:
-            conn.parser.feed_data(data)
-        except httptools.HttpParserUpgrade as exc:
-            self._open_tunnel(conn, data[exc.args[0] :])
-            return
-        except httptools.HttpParserError:
-            self._upstream_failed(conn, 502, "The backend sent an invalid response.")
-            return
+        if conn.raw_left:
+            self._relay_raw(conn, data, 0)
+        else:
+            conn.head_in_chunk = not conn.got_bytes
+            conn.got_bytes = True
+            conn.chunk = data
+            try:
+                conn.parser.feed_data(data)
+            except httptools.HttpParserUpgrade as exc:
+                self._open_tunnel(conn, data[exc.args[0] :])
+                return
+            except httptools.HttpParserError as exc:
+                if not isinstance(exc.__context__, RawBody):
+                    conn.chunk = b""
+                    self._upstream_failed(conn, 502, "The backend sent an invalid response.")
+                    return
+                self._relay_raw(conn, data, conn.body_from)
+            conn.chunk = b""
         if conn.message_complete or (self.no_body and self.response_started):
             self._response_complete(conn)
         elif self.route is not None:  # more to come: between-bytes timeout from now
@@ -137,7 +147,8 @@ class ResponseSide:
         if self.out:
             self._flush()
 
-    def on_upstream_head(self, conn: UpstreamConnection) -> None:
+    def on_upstream_head(self, conn: UpstreamConnection) -> bool:
+        """Queue the response head for the client; whether a body is relayed to it."""
         request = self.request
         assert request is not None
         status = conn.parser.get_status_code()
@@ -170,6 +181,20 @@ class ResponseSide:
         self.out.append(b"HTTP/1.1 %d %s\r\n" % (status, conn.reason))
         lines.append(b"\r\n")
         self.out += lines  # joined with the body by _flush: one write
+        return not self.no_body
+
+    def _relay_raw(self, conn: UpstreamConnection, data: bytes, start: int) -> None:
+        """Pass on the body bytes of `data` from `start`, as they are (no copy)."""
+        take = min(len(data) - start, conn.raw_left)
+        if take > 0:
+            whole = start == 0 and take == len(data)
+            self.out.append(data if whole else memoryview(data)[start : start + take])
+            self.response_bytes += take
+            conn.raw_left -= take
+        if conn.raw_left == 0:
+            conn.message_complete = True
+            if start + take < len(data):
+                conn.overflow = True  # bytes after the response: the connection is unusable
 
     def on_upstream_body(self, body: bytes) -> None:
         if self.no_body:
@@ -382,7 +407,13 @@ class ResponseSide:
         if not out:
             return
         if not self.closed:
-            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            if len(out) == 1:
+                self.transport.write(out[0])
+            elif len(out[-1]) >= LARGE_PIECE:
+                # a head followed by a large body chunk: one writev, without copying the body
+                self.transport.writelines((b"".join(out[:-1]), out[-1]))
+            else:
+                self.transport.write(b"".join(out))
         out.clear()
 
     def _log(self) -> None:

@@ -41,6 +41,13 @@ def _insecure_tls() -> ssl.SSLContext:
     return context
 
 
+RAW_BODY_MIN: Final = 16 * 1024  # smaller bodies go through the parser
+
+
+class RawBody(Exception):
+    """Raised in on_headers_complete to stop llhttp where a raw-relayed body begins."""
+
+
 class UpstreamConnection:
     """An asyncio protocol (duck-typed: a native class cannot subclass asyncio.Protocol)."""
 
@@ -65,6 +72,10 @@ class UpstreamConnection:
         "idle_since",
         "idle_stack",
         "closed",
+        "chunk",
+        "head_in_chunk",
+        "raw_left",
+        "body_from",
     )
 
     def __init__(self, pool: UpstreamPool, backend: Backend) -> None:
@@ -89,6 +100,12 @@ class UpstreamConnection:
         self.idle_since = 0.0
         self.idle_stack: list[UpstreamConnection] | None = None
         self.closed = False
+        # A large Content-Length body is relayed as the bytes that arrive, not through
+        # httptools' on_body (which copies every piece): see on_headers_complete.
+        self.chunk = b""  # the bytes being parsed, while they are
+        self.head_in_chunk = False  # they began a response (no 1xx before it)
+        self.raw_left = 0  # body bytes still to relay unparsed
+        self.body_from = 0  # where the body starts in `chunk` once the head is read
 
     # --- asyncio.Protocol -------------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
@@ -163,11 +180,24 @@ class UpstreamConnection:
         status = self.parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             self.interim = True  # 100/102/103: the final response follows
+            self.head_in_chunk = False  # the final head is not the first in these bytes
             return
         # llhttp forgets this once the message is complete, so read it now
         self.keep_alive = self.parser.should_keep_alive()
-        if self.exchange is not None:
-            self.exchange.on_upstream_head(self)
+        exchange = self.exchange
+        if exchange is None or not exchange.on_upstream_head(self):
+            return
+        length = self.content_length
+        if length is None or self.chunked or not self.head_in_chunk or len(length) < 5:
+            return  # (fewer than 5 digits: below RAW_BODY_MIN, not worth a new parser)
+        size = int(length)
+        end = self.chunk.find(b"\r\n\r\n")
+        if size >= RAW_BODY_MIN and end != -1:
+            self.raw_left = size
+            self.body_from = end + 4
+            # this parser stops here with an error: the next response gets a fresh one
+            self.parser = httptools.HttpResponseParser(self)
+            raise RawBody
 
     def on_body(self, body: bytes) -> None:
         if self.exchange is not None and not self.overflow:
