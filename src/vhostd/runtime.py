@@ -9,6 +9,7 @@ worker, each binding the same ports with SO_REUSEPORT and following the same pro
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -102,6 +103,10 @@ class Runtime:
         loop.add_signal_handler(signal.SIGTERM, self.stopping.set)
         loop.add_signal_handler(signal.SIGINT, self.stopping.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: self.reload(pipeline))
+        # What start-up built (modules, settings, tables) lives as long as the process: keep
+        # the cyclic collector from walking it on every full collection, a pause that lands
+        # in the latency tail.
+        gc.freeze()
         log.info("vhostd worker %d listening on %s", self.worker, ", ".join(settings.listen))
         await self.stopping.wait()
         log.info("shutting down (grace %.0fs)", settings.shutdown_grace)
