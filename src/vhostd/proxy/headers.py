@@ -55,35 +55,34 @@ REQUEST_RULES: Final[dict[bytes, int]] = {
 RESPONSE_RULES: Final[dict[bytes, int]] = dict(_HOP_BY_HOP)
 
 PASS: Final = -1  # a header forwarded unchanged
-
-# Rules by header name exactly as received. Names arrive in a handful of spellings, and
-# looking one up costs a hash where lower() costs a method call and a new object: about
-# 1,000 instructions per header. Bounded: cleared when full.
-_REQUEST_RULE_SEEN: Final[dict[bytes, int]] = {}
-_RESPONSE_RULE_SEEN: Final[dict[bytes, int]] = {}
 _SEEN_LIMIT: Final = 1024
 
 
-def request_rule(name: bytes) -> int:
-    """REQUEST_RULES' rule for a header name in any case, or PASS."""
-    rule = _REQUEST_RULE_SEEN.get(name)
-    if rule is None:
-        rule = REQUEST_RULES.get(name.lower(), PASS)
-        if len(_REQUEST_RULE_SEEN) >= _SEEN_LIMIT:
-            _REQUEST_RULE_SEEN.clear()
-        _REQUEST_RULE_SEEN[name] = rule
-    return rule
+class HeaderRules:
+    """A rule table looked up by header names exactly as received (the per-header path).
+
+    Names arrive in a handful of spellings, and looking one up costs a hash where
+    `lower()` costs a method call and a new object: about 1,000 instructions per header.
+    The spellings seen are cached, bounded (cleared when full).
+    """
+
+    def __init__(self, rules: dict[bytes, int]) -> None:
+        self.rules = rules
+        self.seen: dict[bytes, int] = {}
+
+    def rule(self, name: bytes) -> int:
+        """The rule for a header name in any case, or PASS."""
+        rule = self.seen.get(name)
+        if rule is None:
+            rule = self.rules.get(name.lower(), PASS)
+            if len(self.seen) >= _SEEN_LIMIT:
+                self.seen.clear()
+            self.seen[name] = rule
+        return rule
 
 
-def response_rule(name: bytes) -> int:
-    """RESPONSE_RULES' rule for a header name in any case, or PASS."""
-    rule = _RESPONSE_RULE_SEEN.get(name)
-    if rule is None:
-        rule = RESPONSE_RULES.get(name.lower(), PASS)
-        if len(_RESPONSE_RULE_SEEN) >= _SEEN_LIMIT:
-            _RESPONSE_RULE_SEEN.clear()
-        _RESPONSE_RULE_SEEN[name] = rule
-    return rule
+REQUEST_HEADERS: Final = HeaderRules(REQUEST_RULES)
+RESPONSE_HEADERS: Final = HeaderRules(RESPONSE_RULES)
 
 # Connection tokens that name no header of their own.
 # Host and the framing headers are never hop-by-hop, whatever Connection says.

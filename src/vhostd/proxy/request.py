@@ -24,9 +24,9 @@ from vhostd.proxy.headers import (
     HOST,
     LENGTH,
     PASS,
+    REQUEST_HEADERS,
     UPGRADE,
     connection_named,
-    request_rule,
     without_named,
 )
 
@@ -108,7 +108,7 @@ class Request:
         """Record a header, classify it and serialise it when it passes (called per header)."""
         self.header_count += 1
         self.header_bytes += len(name) + len(value) + 4
-        rule = request_rule(name)
+        rule = REQUEST_HEADERS.rule(name)
         lines = self.lines
         if rule == PASS:
             # four appends: cheaper than formatting a line or extending by a tuple

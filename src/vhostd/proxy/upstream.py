@@ -20,9 +20,9 @@ from vhostd.proxy.headers import (
     CONNECTION,
     LENGTH,
     PASS,
+    RESPONSE_HEADERS,
     UPGRADE,
     connection_named,
-    response_rule,
 )
 
 if TYPE_CHECKING:
@@ -158,7 +158,7 @@ class UpstreamConnection:
     def on_header(self, name: bytes, value: bytes) -> None:
         if self.overflow:
             return
-        rule = response_rule(name)
+        rule = RESPONSE_HEADERS.rule(name)
         if rule == PASS:
             lines = self.lines  # pieces, joined once per response
             lines.append(name)
