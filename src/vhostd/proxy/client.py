@@ -161,7 +161,8 @@ class ClientConnection(ResponseSide):
             if size > limit:
                 raise Rejection(431, "Request head too large.")
         request.head_size = -1  # head done: stop counting raw bytes
-        request.validate(parser.should_upgrade())
+        # (llhttp's Connection: upgrade check matters only when there is an Upgrade header)
+        request.validate(request.upgrade is not None and parser.should_upgrade())
         if self.request is None:
             self._start(request)
         else:

@@ -147,11 +147,10 @@ class ResponseSide:
         if self.out:
             self._flush()
 
-    def on_upstream_head(self, conn: UpstreamConnection) -> bool:
+    def on_upstream_head(self, conn: UpstreamConnection, status: int) -> bool:
         """Queue the response head for the client; whether a body is relayed to it."""
         request = self.request
         assert request is not None
-        status = conn.parser.get_status_code()
         upgrading = status == 101
         if upgrading and request.upgrade is None:
             raise httptools.HttpParserError("101 without an upgrade request")

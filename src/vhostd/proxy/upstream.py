@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from vhostd.proxy.client import ClientConnection
 
 UPSTREAM_IDLE_TIMEOUT: Final = 55.0  # below the 60 s that most backends keep idle connections
+# The pool is swept every quarter of it; a connection idle for 3 whole sweeps (41-55 s) is
+# closed. Counting sweeps instead of reading the clock keeps give_back() free of a call.
+SWEEP_S: Final = UPSTREAM_IDLE_TIMEOUT / 4
+SWEEPS_IDLE: Final = 3
 PAUSE_UPSTREAM_FULL: Final = 1  # the reason a client's reads pause while this side cannot keep up
 
 
@@ -97,7 +101,7 @@ class UpstreamConnection:
         self.overflow = False  # bytes after the final response: never reuse
         self.keep_alive = False
         self.got_bytes = False
-        self.idle_since = 0.0
+        self.idle_since = 0  # the pool's sweep count when it went idle
         self.idle_stack: list[UpstreamConnection] | None = None
         self.closed = False
         # A large Content-Length body is relayed as the bytes that arrive, not through
@@ -185,7 +189,7 @@ class UpstreamConnection:
         # llhttp forgets this once the message is complete, so read it now
         self.keep_alive = self.parser.should_keep_alive()
         exchange = self.exchange
-        if exchange is None or not exchange.on_upstream_head(self):
+        if exchange is None or not exchange.on_upstream_head(self, status):
             return
         length = self.content_length
         if length is None or self.chunked or not self.head_in_chunk or len(length) < 5:
@@ -236,6 +240,7 @@ class UpstreamPool:
         self._tls: ssl.SSLContext | None = None
         # One sweep for the whole pool instead of a timer per idle connection.
         self._sweep: asyncio.TimerHandle | None = None
+        self.sweeps = 0
 
     def take(self, backend: Backend) -> UpstreamConnection | None:
         stack = self.idle.get(backend)
@@ -260,21 +265,22 @@ class UpstreamPool:
         if not conn.message_complete:
             # a HEAD response leaves llhttp expecting a body: start it afresh
             conn.parser = httptools.HttpResponseParser(conn)
-        conn.idle_since = self.loop.time()
+        conn.idle_since = self.sweeps
         stack.append(conn)
         if self._sweep is None:
-            self._sweep = self.loop.call_later(UPSTREAM_IDLE_TIMEOUT / 4, self._close_stale)
+            self._sweep = self.loop.call_later(SWEEP_S, self._close_stale)
 
     def _close_stale(self) -> None:
         self._sweep = None
-        cutoff = self.loop.time() - UPSTREAM_IDLE_TIMEOUT
+        self.sweeps += 1
+        cutoff = self.sweeps - SWEEPS_IDLE
         remaining = 0
         for stack in list(self.idle.values()):
-            for conn in [c for c in stack if c.idle_since < cutoff]:
+            for conn in [c for c in stack if c.idle_since <= cutoff]:
                 conn.close()
             remaining += len(stack)
         if remaining:
-            self._sweep = self.loop.call_later(UPSTREAM_IDLE_TIMEOUT / 4, self._close_stale)
+            self._sweep = self.loop.call_later(SWEEP_S, self._close_stale)
 
     def close_idle_except(self, live: set[Backend]) -> None:
         """After a route change: idle connections to backends no route uses are closed.
