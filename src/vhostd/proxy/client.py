@@ -336,9 +336,7 @@ class ClientConnection(ResponseSide):
         route = self.route
         assert request is not None and route is not None
         self.upstream = conn
-        conn.exchange = self
-        conn.message_complete = conn.overflow = conn.got_bytes = False  # a new exchange
-        conn.raw_left = 0
+        conn.begin(self)
         if self.writing_paused:
             conn.transport.pause_reading()
         conn.transport.write(self._upstream_head(request, route, conn.backend))

@@ -123,21 +123,16 @@ class ResponseSide:
         if conn.raw_left:
             self._relay_raw(conn, data, 0)
         else:
-            conn.head_in_chunk = not conn.got_bytes
-            conn.got_bytes = True
-            conn.chunk = data
             try:
-                conn.parser.feed_data(data)
+                conn.feed(data)
             except httptools.HttpParserUpgrade as exc:
                 self._open_tunnel(conn, data[exc.args[0] :])
                 return
             except httptools.HttpParserError as exc:
                 if not isinstance(exc.__context__, RawBody):
-                    conn.chunk = b""
                     self._upstream_failed(conn, 502, "The backend sent an invalid response.")
                     return
                 self._relay_raw(conn, data, conn.body_from)
-            conn.chunk = b""
         if conn.message_complete or (self.no_body and self.response_started):
             self._response_complete(conn)
         elif self.route is not None:  # more to come: between-bytes timeout from now

@@ -46,6 +46,7 @@ def _insecure_tls() -> ssl.SSLContext:
 
 
 RAW_BODY_MIN: Final = 16 * 1024  # smaller bodies go through the parser
+RAW_BODY_MIN_DIGITS: Final = len(str(RAW_BODY_MIN))
 
 
 class RawBody(Exception):
@@ -143,6 +144,23 @@ class UpstreamConnection:
         if self.exchange is not None:
             self.exchange.resume_client_reading(PAUSE_UPSTREAM_FULL)
 
+    def begin(self, exchange: ClientConnection) -> None:
+        """Serve `exchange`: the next bytes from the backend start its response."""
+        self.exchange = exchange
+        self.message_complete = self.overflow = self.got_bytes = False
+        self.raw_left = 0
+
+    def feed(self, data: bytes) -> None:
+        """Parse response bytes; raises httptools' errors (HttpParserUpgrade on a 101, a
+        callback error caused by RawBody where a large body starts, see on_headers_complete)."""
+        self.head_in_chunk = not self.got_bytes  # these bytes begin the response
+        self.got_bytes = True
+        self.chunk = data
+        try:
+            self.parser.feed_data(data)
+        finally:
+            self.chunk = b""  # only ever needed while its head is parsed
+
     # --- httptools callbacks ------------------------------------------------------------
     def on_message_begin(self) -> None:
         if self.message_complete:  # a second response to one request: a broken backend
@@ -192,8 +210,10 @@ class UpstreamConnection:
         if exchange is None or not exchange.on_upstream_head(self, status):
             return
         length = self.content_length
-        if length is None or self.chunked or not self.head_in_chunk or len(length) < 5:
-            return  # (fewer than 5 digits: below RAW_BODY_MIN, not worth a new parser)
+        if length is None or self.chunked or not self.head_in_chunk:
+            return
+        if len(length) < RAW_BODY_MIN_DIGITS:
+            return  # below RAW_BODY_MIN without converting it: most responses are small
         size = int(length)
         end = self.chunk.find(b"\r\n\r\n")
         if size >= RAW_BODY_MIN and end != -1:
