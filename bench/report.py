@@ -71,6 +71,17 @@ def write_json(summary: Mapping[str, Any], path: Path) -> None:
     path.write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n")
 
 
+def _label_bar(axis: Any, bar: Any, text: str) -> None:
+    """Small text centred above a bar."""
+    axis.annotate(
+        text,
+        (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+        ha="center",
+        va="bottom",
+        fontsize=6.5,
+    )
+
+
 def write_chart(throughput: Throughput, path: Path, title: str) -> bool:
     """Req/s (with ratio to nginx and p99) and CPU µs per request, per target and body size.
 
@@ -101,26 +112,14 @@ def write_chart(throughput: Throughput, path: Path, title: str) -> bool:
             label = f"{float(ratio):.2f}×\n" if ratio is not None else ""
             if "p99_ms" in fig_values:
                 label += f"p99 {float(fig_values['p99_ms']):.0f}ms"
-            rps_axis.annotate(
-                label,
-                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                ha="center",
-                va="bottom",
-                fontsize=6.5,
-            )
+            _label_bar(rps_axis, bar, label)
         rps_axis.set_title(f"{size} responses: requests/s (median; × nginx paired)", fontsize=9)
         rps_axis.margins(y=0.18)
         cpu_bars = cpu_axis.bar(
             names, [float(f.get("cpu_us_per_request", 0)) for f in figures], color=colors
         )
         for bar in cpu_bars:
-            cpu_axis.annotate(
-                f"{bar.get_height():.0f}",
-                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                ha="center",
-                va="bottom",
-                fontsize=6.5,
-            )
+            _label_bar(cpu_axis, bar, f"{bar.get_height():.0f}")
         cpu_axis.set_title(f"{size}: proxy CPU µs per request (lower is better)", fontsize=9)
         cpu_axis.margins(y=0.12)
         for axis in (rps_axis, cpu_axis):
