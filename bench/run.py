@@ -71,7 +71,7 @@ def _vhostd_modules() -> str:
     compiled = native.compiled()
     if not compiled:
         return "interpreted"
-    return f"compiled with mypyc ({len(compiled)} of {len(native.NATIVE_MODULES)} modules)"
+    return f"compiled ({len(compiled)} of {len(native.ALL_MODULES)} modules)"
 
 
 def prune_raw_runs(keep: int) -> None:

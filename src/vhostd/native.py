@@ -1,4 +1,8 @@
-"""Which per-request modules run compiled (mypyc, `make native`) and whether they are current.
+"""Which per-request modules run compiled (`make native`) and whether they are current.
+
+Two kinds: our type-checked Python built by mypyc, and one extension written in C (the
+response-head scanner, proxy/_headscan.c), which has no Python twin: without it every head
+goes through httptools.
 
 Python prefers an extension module to the .py beside it, so a compiled module older than its
 source would silently run old code: `stale()` names those, and `vhostd serve` and the test
@@ -22,13 +26,19 @@ NATIVE_MODULES = (
     "vhostd.routing.table",
     "vhostd.config.model",
 )
+# Written in C, built beside them.
+C_MODULES = ("vhostd.proxy._headscan",)
+ALL_MODULES = NATIVE_MODULES + C_MODULES
 
 
 def compiled() -> list[str]:
     """The native modules that were imported from a compiled extension."""
     names = []
-    for name in NATIVE_MODULES:
-        module = importlib.import_module(name)
+    for name in ALL_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:  # a C module not built
+            continue
         if not (module.__file__ or "").endswith(".py"):
             names.append(name)
     return names
@@ -36,7 +46,9 @@ def compiled() -> list[str]:
 
 def _sources() -> list[Path]:
     root = Path(__file__).resolve().parent.parent
-    return [root / (name.replace(".", os.sep) + ".py") for name in NATIVE_MODULES]
+    return [root / (name.replace(".", os.sep) + ".py") for name in NATIVE_MODULES] + [
+        root / (name.replace(".", os.sep) + ".c") for name in C_MODULES
+    ]
 
 
 def _built(source: Path) -> list[Path]:

@@ -442,3 +442,60 @@ def test_an_interim_response_before_a_large_body(raw_backend, make_proxy):
         sock.sendall(build_request("GET", "/"))
         response = read_response(sock)
     assert response.status == 200 and response.body == patterned(50_000, 2)
+
+
+# --- whole heads read in one call, split heads parsed: both on one connection ------------
+
+
+def test_heads_split_anywhere_alternate_with_whole_ones_on_one_connection(
+    raw_backend, make_proxy
+):
+    answers = [
+        b"HTTP/1.1 200 OK\r\nX-Kind: whole\r\nContent-Length: 5\r\n\r\nwhole",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nchunk\r\n0\r\n\r\n",
+        b"HTTP/1.1 404 Nope\r\nConnection: keep-alive\r\nContent-Length: 4\r\n\r\nnope",
+    ]
+    splits = range(1, len(answers[0]))  # every place the first answer can be cut
+
+    def handler(conn: socket.socket, backend: RawBackend) -> None:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # each piece sent at once
+        buffer = bytearray()
+        for split in splits:
+            for answer in answers:
+                if backend.read_head(conn, buffer) is None:
+                    return
+                conn.sendall(answer[:split])
+                time.sleep(0.001)  # likely two reads for the proxy; one would also pass
+                conn.sendall(answer[split:])
+                if backend.read_head(conn, buffer) is None:
+                    return
+                conn.sendall(answer)
+
+    backend = raw_backend(handler)
+    proxy = make_proxy([site(backend.url)])
+    with proxy.connect() as sock:
+        for _ in splits:
+            for expected in [(200, b"whole")] * 2 + [(200, b"chunk")] * 2 + [(404, b"nope")] * 2:
+                sock.sendall(build_request("GET", "/"))
+                response = read_response(sock)
+                assert (response.status, response.body) == expected
+    assert backend.connections == 1, "every response left the pooled connection usable"
+
+
+def test_body_sent_after_a_head_answer_is_never_a_later_response(raw_backend, make_proxy):
+    def handler(conn: socket.socket, backend: RawBackend) -> None:
+        buffer = bytearray()
+        while (head := backend.read_head(conn, buffer)) is not None:
+            if head.startswith(b"HEAD"):  # a broken backend sends the body anyway
+                conn.sendall(ok(b"evil!"))
+            else:
+                conn.sendall(ok(b"good"))
+
+    backend = raw_backend(handler)
+    proxy = make_proxy([site(backend.url)])
+    with proxy.connect() as sock:
+        sock.sendall(build_request("HEAD", "/"))
+        head = read_response(sock, head_request=True)
+        assert head.status == 200 and head.body == b""
+        sock.sendall(build_request("GET", "/"))
+        assert read_response(sock).body == b"good"

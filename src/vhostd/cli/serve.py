@@ -31,7 +31,7 @@ def _report_native() -> None:
     compiled = native.compiled()
     log.info(
         "per-request modules: %s",
-        f"compiled ({len(compiled)} of {len(native.NATIVE_MODULES)})"
+        f"compiled ({len(compiled)} of {len(native.ALL_MODULES)})"
         if compiled
         else "interpreted",
     )

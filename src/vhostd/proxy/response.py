@@ -122,6 +122,12 @@ class ResponseSide:
             return
         if conn.raw_left:
             self._relay_raw(conn, data, 0)
+        elif (body_from := conn.read_head(data)) >= 0:
+            if self.on_upstream_head(conn, conn.status):
+                conn.raw_left = conn.length
+            # with no body to relay, this marks the response complete (and any byte after
+            # its head as overflow)
+            self._relay_raw(conn, data, body_from)
         else:
             try:
                 conn.feed(data)

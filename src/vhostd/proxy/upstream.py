@@ -1,6 +1,7 @@
 """Connections to backends and the keep-alive pool that holds them between requests.
 
-An UpstreamConnection parses responses with httptools and hands every event to the client
+An UpstreamConnection reads a response's head in one call when it is a simple one
+(proxy/_headscan.c) and otherwise parses with httptools, handing every event to the client
 connection it currently serves (`exchange`); between requests it sits idle in the pool. A
 pooled connection that the backend closes is dropped as soon as the loop sees the close;
 bytes arriving on an idle connection also drop it, since no request is waiting for them.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import httptools
@@ -45,8 +47,24 @@ def _insecure_tls() -> ssl.SSLContext:
     return context
 
 
+ScannedHead = tuple[int, int, bool, int, "bytes | None", bytes, bytes]
+
+
+def _head_scanner() -> Callable[[bytes], ScannedHead | None] | None:
+    try:
+        from vhostd.proxy._headscan import scan_response
+    except ImportError:  # not built (no C compiler): every head goes through httptools
+        return None
+    return scan_response
+
+
+SCAN_RESPONSE: Final = _head_scanner()
+
 RAW_BODY_MIN: Final = 16 * 1024  # smaller bodies go through the parser
 RAW_BODY_MIN_DIGITS: Final = len(str(RAW_BODY_MIN))
+
+
+NOTHING_NAMED: Final[frozenset[bytes]] = frozenset()
 
 
 class RawBody(Exception):
@@ -81,6 +99,8 @@ class UpstreamConnection:
         "head_in_chunk",
         "raw_left",
         "body_from",
+        "status",
+        "length",
     )
 
     def __init__(self, pool: UpstreamPool, backend: Backend) -> None:
@@ -95,7 +115,7 @@ class UpstreamConnection:
         self.content_length: bytes | None = None
         self.chunked = False
         self.upgrade: bytes | None = None
-        self.named: frozenset[bytes] = frozenset()
+        self.named: frozenset[bytes] = NOTHING_NAMED
         self.reason = b""
         self.message_complete = False
         self.interim = False  # a 1xx being parsed: not the final response
@@ -111,6 +131,8 @@ class UpstreamConnection:
         self.head_in_chunk = False  # they began a response (no 1xx before it)
         self.raw_left = 0  # body bytes still to relay unparsed
         self.body_from = 0  # where the body starts in `chunk` once the head is read
+        self.status = 0  # of a head read by read_head()
+        self.length = 0  # its Content-Length (-1: none)
 
     # --- asyncio.Protocol -------------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
@@ -150,6 +172,23 @@ class UpstreamConnection:
         self.message_complete = self.overflow = self.got_bytes = False
         self.raw_left = 0
 
+    def read_head(self, data: bytes) -> int:
+        """Where the body starts in `data` if it begins with a whole, simple response head
+        (set `status`, `length` and what httptools' callbacks would have); else -1: feed()."""
+        if SCAN_RESPONSE is None or self.got_bytes:
+            return -1
+        head = SCAN_RESPONSE(data)
+        if head is None:
+            return -1
+        body_from, self.status, self.keep_alive, self.length, length, self.reason, kept = head
+        self.got_bytes = True
+        self.lines = [kept]
+        self.content_length = length
+        self.chunked = False
+        self.upgrade = None
+        self.named = NOTHING_NAMED
+        return body_from
+
     def feed(self, data: bytes) -> None:
         """Parse response bytes; raises httptools' errors (HttpParserUpgrade on a 101, a
         callback error caused by RawBody where a large body starts, see on_headers_complete)."""
@@ -171,7 +210,7 @@ class UpstreamConnection:
         self.content_length = None
         self.chunked = False
         self.upgrade = None
-        self.named = frozenset()
+        self.named = NOTHING_NAMED
         self.reason = b""
 
     def on_status(self, reason: bytes) -> None:
