@@ -188,19 +188,31 @@ static PyObject *scan_response(PyObject *module, PyObject *data) {
         memcpy(out, kept[i][0], (size_t)(kept[i][1] - kept[i][0]));
         out += kept[i][1] - kept[i][0];
     }
-    PyObject *length_digits = digits == NULL ? Py_NewRef(Py_None)
-                                             : PyBytes_FromStringAndSize(digits, digits_len);
-    PyObject *reason_bytes = PyBytes_FromStringAndSize(reason, reason_end - reason);
-    PyObject *result = NULL;
-    if (length_digits != NULL && reason_bytes != NULL) {
-        result = Py_BuildValue("(nlOLOOO)", (Py_ssize_t)(p - buf), status,
-                               keep_alive ? Py_True : Py_False, length, length_digits,
-                               reason_bytes, forwarded);
+    PyObject *result = PyTuple_New(7);
+    if (result == NULL) {
+        Py_DECREF(forwarded);
+        return NULL;
     }
-    Py_XDECREF(length_digits);
-    Py_XDECREF(reason_bytes);
-    Py_DECREF(forwarded);
+    /* (PyTuple_SET_ITEM steals each reference; a NULL left in place on failure is fine:
+     * the tuple's dealloc skips it) */
+    PyTuple_SET_ITEM(result, 6, forwarded);
+    PyObject *item = PyLong_FromSsize_t(p - buf);
+    if (item == NULL) goto fail;
+    PyTuple_SET_ITEM(result, 0, item);
+    if ((item = PyLong_FromLong(status)) == NULL) goto fail;
+    PyTuple_SET_ITEM(result, 1, item);
+    PyTuple_SET_ITEM(result, 2, Py_NewRef(keep_alive ? Py_True : Py_False));
+    if ((item = PyLong_FromLongLong(length)) == NULL) goto fail;
+    PyTuple_SET_ITEM(result, 3, item);
+    item = digits == NULL ? Py_NewRef(Py_None) : PyBytes_FromStringAndSize(digits, digits_len);
+    if (item == NULL) goto fail;
+    PyTuple_SET_ITEM(result, 4, item);
+    if ((item = PyBytes_FromStringAndSize(reason, reason_end - reason)) == NULL) goto fail;
+    PyTuple_SET_ITEM(result, 5, item);
     return result;
+fail:
+    Py_DECREF(result);
+    return NULL;
 }
 
 static PyObject *hop_by_hop_names(void) {
