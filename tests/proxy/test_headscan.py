@@ -1,9 +1,10 @@
-"""The C response-head scanner against httptools: whatever it accepts, llhttp reads the same.
+"""The C head scanner against httptools: whatever it accepts, llhttp reads the same way.
 
-The proxy trusts scan_response() in place of httptools for simple heads, so every head it
-accepts must be one llhttp accepts with the same status, keep-alive, length, reason and
-headers; anything else must come back as None (parsed by httptools). Checked on realistic
-heads and on every one-byte change, insertion, deletion and truncation of them.
+The proxy trusts scan_response() and scan_request() in place of httptools for simple heads,
+so every head they accept must be one llhttp accepts with the same status or method and
+target, keep-alive, length, reason and headers; anything else must come back as None
+(parsed by httptools). Checked on realistic heads and on every one-byte change, insertion,
+deletion and truncation of them.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from __future__ import annotations
 import httptools
 import pytest
 
-from vhostd.proxy.headers import RESPONSE_RULES
+from vhostd.proxy.headers import REQUEST_RULES, RESPONSE_RULES
 
 headscan = pytest.importorskip("vhostd.proxy._headscan", reason="make native builds it")
 scan_response = headscan.scan_response
+scan_request = headscan.scan_request
 
 HEADS = [
     b"HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Wed, 25 Nov 2026 17:00:00 GMT\r\n"
@@ -74,7 +76,7 @@ def agrees_with_llhttp(data: bytes) -> None:
     received = [(n, v.strip(b" \t")) for n, v in recorder.headers]
     lengths = [v for n, v in received if n.lower() == b"content-length"]
     assert (digits, length) == ((lengths[0], int(lengths[0])) if lengths else (None, -1)), data
-    forwarded = [(n, v) for n, v in received if n.lower() not in headscan.HOP_BY_HOP]
+    forwarded = [(n, v) for n, v in received if n.lower() not in headscan.RESPONSE_NAMES]
     assert _lines(kept) == forwarded, data
 
 
@@ -89,8 +91,9 @@ def variants(head: bytes):
             yield head[:i] + head[i + 1 :]
 
 
-def test_hop_by_hop_names_match_the_response_rules() -> None:
-    assert set(headscan.HOP_BY_HOP) == set(RESPONSE_RULES)
+def test_header_names_match_the_rules_of_headers_py() -> None:
+    assert set(headscan.RESPONSE_NAMES) == set(RESPONSE_RULES)
+    assert set(headscan.REQUEST_NAMES) == set(REQUEST_RULES)
 
 
 @pytest.mark.parametrize("head", HEADS)
@@ -124,3 +127,120 @@ def test_every_variant_it_accepts_llhttp_reads_the_same(head: bytes) -> None:
 )
 def test_leaves_everything_else_to_httptools(data: bytes) -> None:
     assert scan_response(data) is None
+
+
+# --- requests ----------------------------------------------------------------------------
+
+REQUESTS = [
+    b"GET / HTTP/1.1\r\nHost: bench.local\r\n\r\n",
+    b"GET /a/b.css?v=1&x=%20y HTTP/1.1\r\nHost: a.test:8080\r\nUser-Agent: Mozilla/5.0 (X11)\r\n"
+    b"Accept: text/css,*/*;q=0.1\r\nAccept-Language: de-CH,de;q=0.9\r\nAccept-Encoding: gzip\r\n"
+    b"Referer: https://a.test/\r\nCookie: s=1; t=2\r\nConnection: keep-alive\r\nDNT: 1\r\n\r\n",
+    b"HEAD /x HTTP/1.0\r\nhost:a.test\r\nConnection: Keep-Alive\r\nKeep-Alive: 5\r\n\r\n",
+    b"GET /~u/@x:1;p=2,3!$'()*+ HTTP/1.0\r\n\r\n",
+    b"GET /s HTTP/1.1\r\nHOST:  a.test \t\r\nAuthorization: Basic dTpw\r\nTE: trailers\r\n"
+    b"Proxy: x\r\nTrailer: y\r\nProxy-Connection: close\r\nX-Empty:\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close, upgrade\r\nX-A: \xc3\xa9\r\n\r\n",
+]
+
+
+class RequestRecorder:
+    def __init__(self) -> None:
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.url = b""
+        self.complete = False
+        self.keep_alive = False
+        self.parser = httptools.HttpRequestParser(self)
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self.keep_alive = self.parser.should_keep_alive()
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+
+
+def request_agrees_with_llhttp(data: bytes) -> None:
+    """If the scanner accepts `data`, llhttp must read that request the same way."""
+    scanned = scan_request(data, 0, 100, 16384)
+    if scanned is None:
+        return
+    head_end, method, target, version, keep_alive, host, authorization, kept, count = scanned
+    recorder = RequestRecorder()
+    recorder.parser.feed_data(data[:head_end])  # raises if llhttp rejects what we took
+    assert recorder.complete, data  # a whole request, without a body
+    parser = recorder.parser
+    assert (method, target) == (parser.get_method(), recorder.url), data
+    assert version == parser.get_http_version().encode(), data
+    assert keep_alive == recorder.keep_alive, data
+    received = [(n, v.strip(b" \t")) for n, v in recorder.headers]
+    assert count == len(received)
+    hosts = [v for n, v in received if n.lower() == b"host"]
+    assert host == (hosts[0] if hosts else None), data
+    auths = [v for n, v in received if n.lower() == b"authorization"]
+    assert authorization == (auths[0] if auths else None), data
+    forwarded = [
+        (b"Host" if n.lower() == b"host" else n, v)
+        for n, v in received
+        if n.lower() not in headscan.REQUEST_NAMES or n.lower() == b"host"
+    ]
+    assert _lines(kept) == forwarded, data
+
+
+@pytest.mark.parametrize("head", REQUESTS)
+def test_accepts_the_common_requests_as_llhttp_reads_them(head: bytes) -> None:
+    assert scan_request(head, 0, 100, 16384) is not None
+    request_agrees_with_llhttp(head)
+
+
+@pytest.mark.parametrize("head", REQUESTS)
+def test_every_request_variant_it_accepts_llhttp_reads_the_same(head: bytes) -> None:
+    for data in variants(head):
+        request_agrees_with_llhttp(data)
+
+
+def test_pipelined_requests_are_read_one_after_another() -> None:
+    data = REQUESTS[0] + REQUESTS[2] + b"POST / HTTP/1.1\r\n"
+    first = scan_request(data, 0, 100, 16384)
+    assert first is not None and first[0] == len(REQUESTS[0])
+    second = scan_request(data, first[0], 100, 16384)
+    assert second is not None and second[0] == len(REQUESTS[0] + REQUESTS[2])
+    assert second[1:4] == (b"HEAD", b"/x", b"1.0")
+    assert scan_request(data, second[0], 100, 16384) is None
+
+
+def test_limits_leave_the_refusal_to_httptools() -> None:
+    head = REQUESTS[1]  # 9 headers
+    assert scan_request(head, 0, 9, len(head)) is not None
+    assert scan_request(head, 0, 8, len(head)) is None  # 431 from the slow path
+    assert scan_request(head, 0, 9, len(head) - 1) is None
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx",
+        b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: x-secret\r\nX-Secret: 1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nAuthorization: a\r\nAuthorization: b\r\n\r\n",
+        b"GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET /#f HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET /\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\n",
+        b"GET / HTTP/2.0\r\nHost: a\r\n\r\n",
+    ],
+)
+def test_leaves_every_other_request_to_httptools(data: bytes) -> None:
+    assert scan_request(data, 0, 100, 16384) is None

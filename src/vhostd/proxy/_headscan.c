@@ -1,13 +1,14 @@
-/* The common response head in one call (see headscan.py for how it is used).
+/* The common request and response heads in one call each.
  *
- * httptools hands a response over one callback per header, and each callback is about
- * 2,000 instructions of Python call machinery: over a third of what vhostd spends per
- * small request. Nearly every response a backend sends is simple: the whole head in the
- * first read, a status from 200 to 599, a Content-Length, no obs-fold, a Connection
- * header that names nothing. scan_response() reads such a head in one pass and returns
- * everything the proxy needs from it, the headers to forward already joined; for anything
- * else it returns None and the caller parses with httptools as before. It accepts only
- * heads that llhttp accepts too (tests/proxy/test_headscan.py compares the two).
+ * httptools hands a head over one Python callback per header (and a few more per message),
+ * each about 2,000 instructions of call machinery: over a third of what vhostd spent per
+ * small request. Nearly every head is simple: whole in one read, no obs-fold, a Connection
+ * header that names nothing; a response with a status from 200 to 599 and a
+ * Content-Length, a request that is a GET or HEAD without a body. scan_response() and
+ * scan_request() read such a head in one pass and return what the proxy needs from it,
+ * the headers it forwards already joined; for anything else they return None and the
+ * caller parses with httptools (upstream.py, client.py). They accept only heads that
+ * llhttp reads the same way (tests/proxy/test_headscan.py compares the two).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -33,14 +34,18 @@ static void init_tables(void) {
     for (int c = 0x80; c <= 0xff; c++) value_byte[c] = 1;
 }
 
-/* What a response header is to the proxy; the names mirror RESPONSE_RULES in headers.py. */
-enum kind { KEEP, DROP, LENGTH, CHUNKED, CONNECTION };
+/* What a header is to the proxy; the names mirror RESPONSE_RULES and REQUEST_RULES in
+ * headers.py (tests/proxy/test_headscan.py compares them). SLOW: a header whose handling
+ * is left to httptools and the Python side (bodies, upgrades, forwarding chains). */
+enum kind { KEEP, DROP, LENGTH, CHUNKED, CONNECTION, HOST, AUTH, SLOW };
 
-static const struct {
+struct rule {
     const char *name;
     size_t len;
     enum kind kind;
-} hop_by_hop[] = {
+};
+
+static const struct rule response_rules[] = {
     {"keep-alive", 10, DROP},
     {"te", 2, DROP},
     {"trailer", 7, DROP},
@@ -51,12 +56,33 @@ static const struct {
     {"content-length", 14, LENGTH},
     {"transfer-encoding", 17, CHUNKED},
 };
-#define HOP_BY_HOP_COUNT (sizeof(hop_by_hop) / sizeof(hop_by_hop[0]))
 
-static enum kind classify(const char *name, size_t len) {
-    for (size_t i = 0; i < HOP_BY_HOP_COUNT; i++) {
-        if (hop_by_hop[i].len == len && strncasecmp(hop_by_hop[i].name, name, len) == 0)
-            return hop_by_hop[i].kind;
+static const struct rule request_rules[] = {
+    {"keep-alive", 10, DROP},
+    {"te", 2, DROP},
+    {"trailer", 7, DROP},
+    {"proxy-connection", 16, CONNECTION},
+    {"proxy", 5, DROP},
+    {"connection", 10, CONNECTION},
+    {"upgrade", 7, SLOW},
+    {"content-length", 14, SLOW}, /* a request with a body */
+    {"transfer-encoding", 17, SLOW},
+    {"host", 4, HOST},
+    {"authorization", 13, AUTH},
+    {"expect", 6, SLOW},
+    {"x-forwarded-for", 15, SLOW},
+    {"x-forwarded-proto", 17, SLOW},
+    {"x-forwarded-host", 16, SLOW},
+    {"x-forwarded-port", 16, SLOW},
+    {"x-real-ip", 9, SLOW},
+    {"forwarded", 9, SLOW},
+};
+#define COUNT(rules) (sizeof(rules) / sizeof(rules[0]))
+
+static enum kind classify(const struct rule *rules, size_t count, const char *name, size_t len) {
+    for (size_t i = 0; i < count; i++) {
+        if (rules[i].len == len && strncasecmp(rules[i].name, name, len) == 0)
+            return rules[i].kind;
     }
     return KEEP;
 }
@@ -89,6 +115,92 @@ static int connection_options(const char *p, const char *end) {
     return options;
 }
 
+/* as llhttp_should_keep_alive() decides it, for a message with known framing */
+static int keeps_alive(int minor, int options) {
+    return minor == 1 ? !(options & 1) : (options & 2) != 0;
+}
+
+/* One header line. */
+struct header {
+    const char *line, *value, *value_end; /* value without surrounding whitespace */
+    size_t name_len;
+};
+
+/* Read the header line at *pp: 1 one read (*pp past its CRLF), 0 the blank line that ends
+ * the head (consumed), -1 anything else: incomplete, obs-fold, bare LF, a bad byte. */
+static int next_header(const char **pp, const char *end, struct header *h) {
+    const char *p = *pp;
+    if (end - p < 2) return -1;
+    if (p[0] == '\r') {
+        if (p[1] != '\n') return -1;
+        *pp = p + 2;
+        return 0;
+    }
+    h->line = p;
+    while (p < end && token_byte[(unsigned char)*p]) p++;
+    h->name_len = (size_t)(p - h->line);
+    if (h->name_len == 0 || p == end || *p != ':') return -1;
+    p++;
+    while (p < end && is_ows(*p)) p++;
+    h->value = p;
+    while (p < end && value_byte[(unsigned char)*p]) p++;
+    if (end - p < 2 || p[0] != '\r' || p[1] != '\n') return -1;
+    const char *value_end = p;
+    while (value_end > h->value && is_ows(value_end[-1])) value_end--;
+    h->value_end = value_end;
+    *pp = p + 2;
+    return 1;
+}
+
+/* Byte ranges joined into one bytes object: the header lines that are forwarded. */
+struct spans {
+    const char *at[MAX_KEPT][2];
+    int count;
+    Py_ssize_t size;
+};
+
+static int spans_add(struct spans *s, const char *start, const char *stop) {
+    if (s->count && s->at[s->count - 1][1] == start) {
+        s->at[s->count - 1][1] = stop; /* adjacent lines: one copy */
+    } else {
+        if (s->count == MAX_KEPT) return -1;
+        s->at[s->count][0] = start;
+        s->at[s->count][1] = stop;
+        s->count++;
+    }
+    s->size += stop - start;
+    return 0;
+}
+
+static PyObject *spans_join(const struct spans *s) {
+    PyObject *joined = PyBytes_FromStringAndSize(NULL, s->size);
+    if (joined == NULL) return NULL;
+    char *out = PyBytes_AS_STRING(joined);
+    for (int i = 0; i < s->count; i++) {
+        memcpy(out, s->at[i][0], (size_t)(s->at[i][1] - s->at[i][0]));
+        out += s->at[i][1] - s->at[i][0];
+    }
+    return joined;
+}
+
+static PyObject *bytes_or_none(const char *start, const char *stop) {
+    return start == NULL ? Py_NewRef(Py_None) : PyBytes_FromStringAndSize(start, stop - start);
+}
+
+/* Fill a new tuple from `items` (references stolen; on a NULL among them, all released). */
+static PyObject *tuple_of(PyObject **items, Py_ssize_t count) {
+    PyObject *tuple = NULL;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (items[i] == NULL) goto fail;
+    }
+    if ((tuple = PyTuple_New(count)) == NULL) goto fail;
+    for (Py_ssize_t i = 0; i < count; i++) PyTuple_SET_ITEM(tuple, i, items[i]);
+    return tuple;
+fail:
+    for (Py_ssize_t i = 0; i < count; i++) Py_XDECREF(items[i]);
+    return NULL;
+}
+
 /* scan_response(data) -> (head_end, status, keep_alive, length, length_digits, reason,
  *                         forwarded_headers) | None */
 static PyObject *scan_response(PyObject *module, PyObject *data) {
@@ -114,117 +226,166 @@ static PyObject *scan_response(PyObject *module, PyObject *data) {
     if (end - p < 2 || p[0] != '\r' || p[1] != '\n') Py_RETURN_NONE;
     p += 2;
 
-    const char *kept[MAX_KEPT][2]; /* lines forwarded as they are: [start, end) with CRLF */
-    int kept_count = 0;
-    Py_ssize_t kept_size = 0;
+    struct spans kept = {.count = 0, .size = 0};
+    struct header h;
     long long length = -1;
-    const char *digits = NULL;
-    size_t digits_len = 0;
-    int options = 0;
-    for (;;) {
-        if (end - p < 2) Py_RETURN_NONE; /* the head goes on in a later read */
-        if (p[0] == '\r') {
-            if (p[1] != '\n') Py_RETURN_NONE;
-            p += 2;
-            break;
-        }
-        const char *line = p;
-        while (p < end && token_byte[(unsigned char)*p]) p++;
-        size_t name_len = (size_t)(p - line);
-        if (name_len == 0 || p == end || *p != ':') Py_RETURN_NONE; /* incl. obs-fold */
-        p++;
-        while (p < end && is_ows(*p)) p++;
-        const char *value = p;
-        while (p < end && value_byte[(unsigned char)*p]) p++;
-        if (end - p < 2 || p[0] != '\r' || p[1] != '\n') Py_RETURN_NONE;
-        const char *value_end = p;
-        while (value_end > value && is_ows(value_end[-1])) value_end--;
-        p += 2;
-        switch (classify(line, name_len)) {
+    const char *digits = NULL, *digits_end = NULL;
+    int options = 0, more;
+    while ((more = next_header(&p, end, &h)) == 1) {
+        switch (classify(response_rules, COUNT(response_rules), h.line, h.name_len)) {
         case KEEP:
-            if (kept_count == MAX_KEPT) Py_RETURN_NONE;
-            if (kept_count && kept[kept_count - 1][1] == line) {
-                kept[kept_count - 1][1] = p; /* adjacent lines: one copy */
-            } else {
-                kept[kept_count][0] = line;
-                kept[kept_count][1] = p;
-                kept_count++;
-            }
-            kept_size += p - line;
-            break;
-        case DROP:
+            if (spans_add(&kept, h.line, p) < 0) Py_RETURN_NONE;
             break;
         case LENGTH: {
-            size_t len = (size_t)(value_end - value);
+            size_t len = (size_t)(h.value_end - h.value);
             if (digits != NULL || len == 0 || len > MAX_LENGTH_DIGITS) Py_RETURN_NONE;
             length = 0;
             for (size_t i = 0; i < len; i++) {
-                if (value[i] < '0' || value[i] > '9') Py_RETURN_NONE;
-                length = length * 10 + (value[i] - '0');
+                if (h.value[i] < '0' || h.value[i] > '9') Py_RETURN_NONE;
+                length = length * 10 + (h.value[i] - '0');
             }
-            digits = value;
-            digits_len = len;
+            digits = h.value;
+            digits_end = h.value_end;
             break;
         }
-        case CHUNKED:
-            Py_RETURN_NONE; /* chunked bodies are parsed by httptools */
         case CONNECTION: {
-            int these = connection_options(value, value_end);
+            int these = connection_options(h.value, h.value_end);
             if (these < 0) Py_RETURN_NONE;
             options |= these;
             break;
         }
+        case DROP:
+            break;
+        default: /* CHUNKED: chunked bodies are parsed by httptools */
+            Py_RETURN_NONE;
         }
     }
+    if (more < 0) Py_RETURN_NONE;
     /* without a length the body runs until the backend closes: httptools' business */
     if (digits == NULL && status != 204 && status != 304) Py_RETURN_NONE;
-    /* as llhttp_should_keep_alive() decides it */
-    int keep_alive = minor == 1 ? !(options & 1) : (options & 2) != 0;
 
-    PyObject *forwarded = PyBytes_FromStringAndSize(NULL, kept_size);
-    if (forwarded == NULL) return NULL;
-    char *out = PyBytes_AS_STRING(forwarded);
-    for (int i = 0; i < kept_count; i++) {
-        memcpy(out, kept[i][0], (size_t)(kept[i][1] - kept[i][0]));
-        out += kept[i][1] - kept[i][0];
-    }
-    PyObject *result = PyTuple_New(7);
-    if (result == NULL) {
-        Py_DECREF(forwarded);
-        return NULL;
-    }
-    /* (PyTuple_SET_ITEM steals each reference; a NULL left in place on failure is fine:
-     * the tuple's dealloc skips it) */
-    PyTuple_SET_ITEM(result, 6, forwarded);
-    PyObject *item = PyLong_FromSsize_t(p - buf);
-    if (item == NULL) goto fail;
-    PyTuple_SET_ITEM(result, 0, item);
-    if ((item = PyLong_FromLong(status)) == NULL) goto fail;
-    PyTuple_SET_ITEM(result, 1, item);
-    PyTuple_SET_ITEM(result, 2, Py_NewRef(keep_alive ? Py_True : Py_False));
-    if ((item = PyLong_FromLongLong(length)) == NULL) goto fail;
-    PyTuple_SET_ITEM(result, 3, item);
-    item = digits == NULL ? Py_NewRef(Py_None) : PyBytes_FromStringAndSize(digits, digits_len);
-    if (item == NULL) goto fail;
-    PyTuple_SET_ITEM(result, 4, item);
-    if ((item = PyBytes_FromStringAndSize(reason, reason_end - reason)) == NULL) goto fail;
-    PyTuple_SET_ITEM(result, 5, item);
-    return result;
-fail:
-    Py_DECREF(result);
-    return NULL;
+    PyObject *items[7] = {
+        PyLong_FromSsize_t(p - buf),
+        PyLong_FromLong(status),
+        Py_NewRef(keeps_alive(minor, options) ? Py_True : Py_False),
+        PyLong_FromLongLong(length),
+        bytes_or_none(digits, digits_end),
+        PyBytes_FromStringAndSize(reason, reason_end - reason),
+        spans_join(&kept),
+    };
+    return tuple_of(items, 7);
 }
 
-static PyObject *hop_by_hop_names(void) {
-    PyObject *names = PyTuple_New(HOP_BY_HOP_COUNT);
+/* The bytes of an origin-form request target we take without asking llhttp: RFC 3986's
+ * pchar, "/", "?" and "%" (anything else, even if valid, goes to httptools). */
+static unsigned char target_byte[256];
+
+static PyObject *GET, *HEAD, *VERSION_1_0, *VERSION_1_1;
+
+/* scan_request(data, start, max_headers, max_head_size)
+ *   -> (head_end, method, target, version, keep_alive, host, authorization, forwarded_headers,
+ *       header_count) | None
+ * A GET or HEAD without a body, framing or forwarding headers, upgrade or Expect, whose
+ * whole head is in `data` from `start`; anything else is None: feed it to httptools. */
+static PyObject *scan_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "scan_request takes 4 arguments");
+        return NULL;
+    }
+    char *buf;
+    Py_ssize_t size;
+    if (PyBytes_AsStringAndSize(args[0], &buf, &size) < 0) return NULL;
+    Py_ssize_t start = PyLong_AsSsize_t(args[1]);
+    long max_headers = PyLong_AsLong(args[2]);
+    Py_ssize_t max_head = PyLong_AsSsize_t(args[3]);
+    if (PyErr_Occurred()) return NULL;
+    if (start < 0 || start > size) Py_RETURN_NONE;
+    const char *p = buf + start;
+    /* a head longer than the limit is refused by the slow path, with its status */
+    const char *end = size - start > max_head ? p + max_head : buf + size;
+
+    PyObject *method;
+    if (end - p >= 4 && memcmp(p, "GET ", 4) == 0) {
+        method = GET;
+        p += 4;
+    } else if (end - p >= 5 && memcmp(p, "HEAD ", 5) == 0) {
+        method = HEAD;
+        p += 5;
+    } else {
+        Py_RETURN_NONE;
+    }
+    const char *target = p;
+    if (p == end || *p != '/') Py_RETURN_NONE;
+    while (p < end && target_byte[(unsigned char)*p]) p++;
+    const char *target_end = p;
+    if (end - p < 11 || memcmp(p, " HTTP/1.", 8) != 0 || (p[8] != '0' && p[8] != '1') ||
+        p[9] != '\r' || p[10] != '\n')
+        Py_RETURN_NONE;
+    int minor = p[8] - '0';
+    p += 11;
+
+    struct spans kept = {.count = 0, .size = 0};
+    struct header h;
+    const char *host = NULL, *host_end = NULL, *auth = NULL, *auth_end = NULL;
+    long count = 0;
+    int options = 0, more;
+    while ((more = next_header(&p, end, &h)) == 1) {
+        if (++count > max_headers) Py_RETURN_NONE;
+        switch (classify(request_rules, COUNT(request_rules), h.line, h.name_len)) {
+        case KEEP:
+            if (spans_add(&kept, h.line, p) < 0) Py_RETURN_NONE;
+            break;
+        case HOST: /* forwarded as "Host: value", whatever its case and spacing */
+            if (host != NULL) Py_RETURN_NONE;
+            host = h.value;
+            host_end = h.value_end;
+            if (spans_add(&kept, "Host: ", "Host: " + 6) < 0 ||
+                spans_add(&kept, host, host_end) < 0 || spans_add(&kept, "\r\n", "\r\n" + 2) < 0)
+                Py_RETURN_NONE;
+            break;
+        case AUTH: /* held apart: the gate decides whether it goes on */
+            if (auth != NULL) Py_RETURN_NONE;
+            auth = h.value;
+            auth_end = h.value_end;
+            break;
+        case CONNECTION: {
+            int these = connection_options(h.value, h.value_end);
+            if (these < 0) Py_RETURN_NONE;
+            options |= these;
+            break;
+        }
+        case DROP:
+            break;
+        default:
+            Py_RETURN_NONE;
+        }
+    }
+    if (more < 0) Py_RETURN_NONE;
+
+    PyObject *items[9] = {
+        PyLong_FromSsize_t(p - buf),
+        Py_NewRef(method),
+        PyBytes_FromStringAndSize(target, target_end - target),
+        Py_NewRef(minor ? VERSION_1_1 : VERSION_1_0),
+        Py_NewRef(keeps_alive(minor, options) ? Py_True : Py_False),
+        bytes_or_none(host, host_end),
+        bytes_or_none(auth, auth_end),
+        spans_join(&kept),
+        PyLong_FromLong(count),
+    };
+    return tuple_of(items, 9);
+}
+
+static PyObject *names_of(const struct rule *rules, size_t count) {
+    PyObject *names = PyTuple_New((Py_ssize_t)count);
     if (names == NULL) return NULL;
-    for (size_t i = 0; i < HOP_BY_HOP_COUNT; i++) {
-        PyObject *name = PyBytes_FromString(hop_by_hop[i].name);
+    for (size_t i = 0; i < count; i++) {
+        PyObject *name = PyBytes_FromString(rules[i].name);
         if (name == NULL) {
             Py_DECREF(names);
             return NULL;
         }
-        PyTuple_SET_ITEM(names, i, name);
+        PyTuple_SET_ITEM(names, (Py_ssize_t)i, name);
     }
     return names;
 }
@@ -232,20 +393,42 @@ static PyObject *hop_by_hop_names(void) {
 static PyMethodDef methods[] = {
     {"scan_response", scan_response, METH_O,
      "The parts of a simple response head, or None: parse it with httptools."},
+    {"scan_request", (PyCFunction)(void (*)(void))scan_request, METH_FASTCALL,
+     "The parts of a simple request head, or None: parse it with httptools."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module_def = {
-    PyModuleDef_HEAD_INIT, "_headscan", "Response heads read in one call.", -1, methods,
+    PyModuleDef_HEAD_INIT, "_headscan", "Request and response heads read in one call.", -1,
+    methods,
 };
+
+static int add(PyObject *module, const char *name, PyObject *value) {
+    if (value == NULL) return -1;
+    if (PyModule_AddObject(module, name, value) < 0) {
+        Py_DECREF(value);
+        return -1;
+    }
+    return 0;
+}
 
 PyMODINIT_FUNC PyInit__headscan(void) {
     init_tables();
+    const char *target_extra = "-._~!$&'()*+,;=:@/?%";
+    for (int c = '0'; c <= '9'; c++) target_byte[c] = 1;
+    for (int c = 'a'; c <= 'z'; c++) target_byte[c] = 1;
+    for (int c = 'A'; c <= 'Z'; c++) target_byte[c] = 1;
+    for (const char *c = target_extra; *c; c++) target_byte[(unsigned char)*c] = 1;
+    /* kept for the life of the process: returned without a new object per request */
+    GET = PyBytes_FromString("GET");
+    HEAD = PyBytes_FromString("HEAD");
+    VERSION_1_0 = PyBytes_FromString("1.0");
+    VERSION_1_1 = PyBytes_FromString("1.1");
+    if (!GET || !HEAD || !VERSION_1_0 || !VERSION_1_1) return NULL;
     PyObject *module = PyModule_Create(&module_def);
     if (module == NULL) return NULL;
-    PyObject *names = hop_by_hop_names();
-    if (names == NULL || PyModule_AddObject(module, "HOP_BY_HOP", names) < 0) {
-        Py_XDECREF(names);
+    if (add(module, "RESPONSE_NAMES", names_of(response_rules, COUNT(response_rules))) < 0 ||
+        add(module, "REQUEST_NAMES", names_of(request_rules, COUNT(request_rules))) < 0) {
         Py_DECREF(module);
         return NULL;
     }

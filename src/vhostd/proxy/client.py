@@ -10,6 +10,7 @@ The response half, the timer and the shared state are ResponseSide's (response.p
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any, Final
 
 import httptools
@@ -28,12 +29,18 @@ from vhostd.proxy.response import (
     WAIT,
     ResponseSide,
 )
-from vhostd.proxy.upstream import UpstreamConnection
+from vhostd.proxy.upstream import UpstreamConnection, load_scanner
 from vhostd.routing.table import Route
 
 HOLD_LIMIT: Final = 256 * 1024
 QUEUE_LIMIT: Final = 16
 CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+ScannedRequest = tuple[int, bytes, bytes, bytes, bool, "bytes | None", "bytes | None", bytes, int]
+# (data, start, max_headers, max_head_size) -> the head's parts, or None: feed httptools
+SCAN_REQUEST: Final[Callable[[bytes, int, int, int], ScannedRequest | None] | None] = (
+    load_scanner("scan_request")
+)
 
 class ClientConnection(ResponseSide):
     """An asyncio protocol (duck-typed: a native class cannot subclass asyncio.Protocol)."""
@@ -93,6 +100,14 @@ class ClientConnection(ResponseSide):
             return
         if self.phase == BODY:
             self.last_client_read = self.loop.time()
+        if self.parsing is None and SCAN_REQUEST is not None:
+            taken = self._take_simple_heads(data)
+            if taken == len(data):
+                if self.out:
+                    self._flush()
+                return
+            if taken:
+                data = data[taken:]
         in_head = self.parsing  # a head started in an earlier read: count its raw bytes
         self.read_size = len(data)
         try:
@@ -125,6 +140,35 @@ class ClientConnection(ResponseSide):
                     self._enter(HEAD, self.settings.client_header_timeout)
         if self.out:
             self._flush()
+
+    def _take_simple_heads(self, data: bytes) -> int:
+        """Take the requests at the start of `data` that the C scanner reads whole (bodyless
+        GET and HEAD, see _headscan.c), in the same steps as httptools' callbacks; return
+        where httptools takes over (len(data): nothing left, or nothing more to read)."""
+        assert SCAN_REQUEST is not None
+        settings = self.settings
+        start = 0
+        while start < len(data) and not self.closed:
+            head = SCAN_REQUEST(data, start, settings.max_headers, settings.max_head_size)
+            if head is None:
+                break
+            self.on_message_begin()
+            request = self.parsing
+            assert request is not None
+            start, request.method, request.target, request.version = head[0:4]
+            request.keep_alive, host, request.authorization, kept, count = head[4:]
+            request.host, request.host_count = host, (0 if host is None else 1)
+            request.lines = [kept]
+            request.header_count = count
+            request.head_size = -1
+            try:
+                request.validate(False)  # no Upgrade header: the scanner leaves those
+            except Rejection as rejection:
+                self._reject(rejection)
+                return len(data)  # as with httptools: nothing after a refused head is read
+            self._head_complete(request)
+            self.on_message_complete()
+        return len(data) if self.closed else start
 
     # --- httptools request callbacks ----------------------------------------------------
     def on_message_begin(self) -> None:
@@ -163,6 +207,10 @@ class ClientConnection(ResponseSide):
         request.head_size = -1  # head done: stop counting raw bytes
         # (llhttp's Connection: upgrade check matters only when there is an Upgrade header)
         request.validate(request.upgrade is not None and parser.should_upgrade())
+        self._head_complete(request)
+
+    def _head_complete(self, request: Request) -> None:
+        """A request head is read and valid: it becomes the exchange, or waits its turn."""
         if self.request is None:
             self._start(request)
         else:

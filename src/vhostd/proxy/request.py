@@ -76,7 +76,9 @@ class Request:
         self.version = b"1.1"
         self.header_count = 0
         self.header_bytes = 0  # as received: name + ": " + value + CRLF, summed
-        self.lines: list[bytes] = []  # the headers that pass upstream, as pieces to join
+        # the headers that pass upstream, to be joined: pieces (name, ": ", value, CRLF) from
+        # httptools' callbacks, or the whole lines the C scanner read (client.py)
+        self.lines: list[bytes] = []
         self.forwarded: list[tuple[bytes, bytes]] | None = None  # client's X-Forwarded-*
         self.named: frozenset[bytes] = frozenset()  # hop-by-hop by Connection
         self.host: bytes | None = None
@@ -98,10 +100,11 @@ class Request:
 
     def header(self, lower_name: bytes) -> bytes | None:
         """The value of a header that is forwarded (for logs; not for hop-by-hop ones)."""
-        lines = self.lines
-        for i in range(0, len(lines), 4):
-            if lines[i].lower() == lower_name:
-                return lines[i + 2]
+        # `lines` holds pieces from httptools' callbacks or whole lines from the C scanner
+        for line in b"".join(self.lines).split(b"\r\n"):
+            name, _, value = line.partition(b":")
+            if name.lower() == lower_name:
+                return value.strip(b" \t")
         return None
 
     def add_header(self, name: bytes, value: bytes) -> None:

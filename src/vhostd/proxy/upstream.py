@@ -47,18 +47,21 @@ def _insecure_tls() -> ssl.SSLContext:
     return context
 
 
-ScannedHead = tuple[int, int, bool, int, "bytes | None", bytes, bytes]
-
-
-def _head_scanner() -> Callable[[bytes], ScannedHead | None] | None:
+def load_scanner(name: str) -> Any:
+    """A function of the C head scanner (proxy/_headscan.c), or None when it is not built
+    (no C compiler): then every head goes through httptools."""
     try:
-        from vhostd.proxy._headscan import scan_response
-    except ImportError:  # not built (no C compiler): every head goes through httptools
+        from vhostd.proxy import _headscan
+    except ImportError:
         return None
-    return scan_response
+    return getattr(_headscan, name)
 
 
-SCAN_RESPONSE: Final = _head_scanner()
+ScannedResponse = tuple[int, int, bool, int, "bytes | None", bytes, bytes]
+# (data) -> the parts of the response head it begins with, or None: feed httptools
+SCAN_RESPONSE: Final[Callable[[bytes], ScannedResponse | None] | None] = load_scanner(
+    "scan_response"
+)
 
 RAW_BODY_MIN: Final = 16 * 1024  # smaller bodies go through the parser
 RAW_BODY_MIN_DIGITS: Final = len(str(RAW_BODY_MIN))
