@@ -187,8 +187,12 @@ class ResponseSide:
         """Pass on the body bytes of `data` from `start`, as they are (no copy)."""
         take = min(len(data) - start, conn.raw_left)
         if take > 0:
-            whole = start == 0 and take == len(data)
-            self.out.append(data if whole else memoryview(data)[start : start + take])
+            if start == 0 and take == len(data):
+                self.out.append(data)
+            elif take < LARGE_PIECE:  # copied by the join in _flush anyway
+                self.out.append(data[start : start + take])
+            else:  # written beside the head without a copy (see _flush)
+                self.out.append(memoryview(data)[start : start + take])
             self.response_bytes += take
             conn.raw_left -= take
         if conn.raw_left == 0:
