@@ -152,11 +152,12 @@ class ClientConnection(ResponseSide):
             head = SCAN_REQUEST(data, start, settings.max_headers, settings.max_head_size)
             if head is None:
                 break
+            start, method, target, version, keep_alive, host, authorization, kept, count = head
             self.on_message_begin()
             request = self.parsing
             assert request is not None
-            start, request.method, request.target, request.version = head[0:4]
-            request.keep_alive, host, request.authorization, kept, count = head[4:]
+            request.method, request.target, request.version = method, target, version
+            request.keep_alive, request.authorization = keep_alive, authorization
             request.host, request.host_count = host, (0 if host is None else 1)
             request.lines = [kept]
             request.header_count = count

@@ -160,7 +160,7 @@ class Request:
         if self.chunked and self.version == b"1.0":
             raise Rejection(400, "Transfer-Encoding is not allowed in an HTTP/1.0 request.")
         target = self.target
-        if not target.startswith(b"/"):
+        if not target or target[0] != SLASH:  # (indexing is compiled; startswith is a call)
             if target[:7].lower() == b"http://" or target[:8].lower() == b"https://":
                 rest = target.split(b"//", 1)[1]
                 slash = rest.find(b"/")
@@ -180,7 +180,7 @@ class Request:
             raise Rejection(405, "CONNECT is not supported: this is not a forward proxy.")
         if self.version == b"1.1" and self.host is None:
             raise Rejection(400, "HTTP/1.1 requests need a Host header.")
-        if self.host is not None and _HOST.fullmatch(self.host) is None:
+        if self.host is not None and not valid_host(self.host):
             raise Rejection(400, "Invalid Host header.")
         if self.upgrade is not None and not connection_upgrade:
             self.upgrade = None  # an Upgrade not named by Connection is just dropped
@@ -189,6 +189,22 @@ class Request:
             raise Rejection(400, "An Upgrade request cannot carry a body.")
 
 
+SLASH: Final = ord("/")
+
 # A Host value: printable ASCII without spaces or the characters that end an authority.
 _HOST: Final = re.compile(rb'[^\x00-\x20\x7f-\xff/\\?#@"<>{}|^`]{1,1024}')
+# A server sees a handful of host names: each is matched once, then looked up (bounded).
+_HOSTS_SEEN: Final[dict[bytes, bool]] = {}
+_HOSTS_SEEN_LIMIT: Final = 1024
+
+
+def valid_host(host: bytes) -> bool:
+    """Whether a Host value is one a route may be looked up by."""
+    valid = _HOSTS_SEEN.get(host)
+    if valid is None:
+        valid = _HOST.fullmatch(host) is not None
+        if len(_HOSTS_SEEN) >= _HOSTS_SEEN_LIMIT:
+            _HOSTS_SEEN.clear()
+        _HOSTS_SEEN[host] = valid
+    return valid
 
