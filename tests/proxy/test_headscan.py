@@ -9,6 +9,10 @@ deletion and truncation of them.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import httptools
 import pytest
 
@@ -138,7 +142,7 @@ REQUESTS = [
     b"Referer: https://a.test/\r\nCookie: s=1; t=2\r\nConnection: keep-alive\r\nDNT: 1\r\n\r\n",
     b"HEAD /x HTTP/1.0\r\nhost:a.test\r\nConnection: Keep-Alive\r\nKeep-Alive: 5\r\n\r\n",
     b"GET /~u/@x:1;p=2,3!$'()*+ HTTP/1.0\r\n\r\n",
-    b"GET /s HTTP/1.1\r\nHOST:  a.test \t\r\nAuthorization: Basic dTpw\r\nTE: trailers\r\n"
+    b"GET /s HTTP/1.1\r\nHOST:  a.test\r\nX-Pad: v \t\r\nAuthorization: Basic dTpw\r\nTE: trailers\r\n"
     b"Proxy: x\r\nTrailer: y\r\nProxy-Connection: close\r\nX-Empty:\r\n\r\n",
     b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close, upgrade\r\nX-A: \xc3\xa9\r\n\r\n",
 ]
@@ -180,9 +184,10 @@ def request_agrees_with_llhttp(data: bytes) -> None:
     assert keep_alive == recorder.keep_alive, data
     received = [(n, v.strip(b" \t")) for n, v in recorder.headers]
     assert count == len(received)
-    hosts = [v for n, v in received if n.lower() == b"host"]
+    # as httptools hands them over (trailing whitespace kept): the values the slow path sees
+    hosts = [v for n, v in recorder.headers if n.lower() == b"host"]
     assert host == (hosts[0] if hosts else None), data
-    auths = [v for n, v in received if n.lower() == b"authorization"]
+    auths = [v for n, v in recorder.headers if n.lower() == b"authorization"]
     assert authorization == (auths[0] if auths else None), data
     forwarded = [
         (b"Host" if n.lower() == b"host" else n, v)
@@ -240,7 +245,75 @@ def test_limits_leave_the_refusal_to_httptools() -> None:
         b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: a\r\n",
         b"GET / HTTP/2.0\r\nHost: a\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a \r\n\r\n",  # httptools keeps the space: refused there
+        b"GET / HTTP/1.1\r\nHost: a\r\nAuthorization: Basic eA==\t\r\n\r\n",
     ],
 )
 def test_leaves_every_other_request_to_httptools(data: bytes) -> None:
     assert scan_request(data, 0, 100, 16384) is None
+
+
+# --- header names in any case, under any locale ------------------------------------------
+
+VALUES = {b"connection": b"close", b"proxy-connection": b"close", b"content-length": b"5"}
+
+
+def _case_variants(name: bytes) -> list[bytes]:
+    return [name.upper(), name.title(), bytes(c ^ 0x20 if i % 2 and chr(c).isalpha() else c
+                                               for i, c in enumerate(name))]
+
+
+def _same_reading(first: tuple | None, second: tuple | None) -> bool:
+    if first is None or second is None:
+        return first is second
+    return first[:-2] + (first[-2].lower(),) == second[:-2] + (second[-2].lower(),)
+
+
+@pytest.mark.parametrize("name", sorted(set(headscan.REQUEST_NAMES)))
+def test_request_header_names_are_matched_in_any_case(name: bytes) -> None:
+    def scan(spelling: bytes):
+        value = VALUES.get(name, b"x")
+        head = b"GET / HTTP/1.1\r\nHost: a\r\n%s: %s\r\nX: y\r\n\r\n" % (spelling, value)
+        return scan_request(head, 0, 100, 16384)
+
+    for spelling in _case_variants(name):
+        assert _same_reading(scan(name), scan(spelling)), spelling
+
+
+@pytest.mark.parametrize("name", sorted(set(headscan.RESPONSE_NAMES)))
+def test_response_header_names_are_matched_in_any_case(name: bytes) -> None:
+    def scan(spelling: bytes):
+        value = VALUES.get(name, b"x")
+        length = b"" if name == b"content-length" else b"Content-Length: 5\r\n"
+        head = b"HTTP/1.1 200 OK\r\n%s%s: %s\r\nX: y\r\n\r\n" % (length, spelling, value)
+        return scan_response(head)
+
+    for spelling in _case_variants(name):
+        assert _same_reading(scan(name), scan(spelling)), spelling
+
+
+TURKISH_CHECK = """
+import locale
+locale.setlocale(locale.LC_ALL, "")
+assert locale.setlocale(locale.LC_CTYPE).startswith("tr_TR"), locale.setlocale(locale.LC_CTYPE)
+from vhostd.proxy._headscan import scan_request, scan_response
+te = b"GET / HTTP/1.1\\r\\nHost: a\\r\\nTRANSFER-ENCODING: chunked\\r\\n\\r\\n0\\r\\n\\r\\n"
+assert scan_request(te, 0, 100, 16384) is None, "a chunked request taken as bodyless"
+ip = b"GET / HTTP/1.1\\r\\nHost: a\\r\\nX-REAL-IP: 1.2.3.4\\r\\n\\r\\n"
+assert scan_request(ip, 0, 100, 16384) is None, "a client's X-Real-IP forwarded"
+close = b"HTTP/1.1 200 OK\\r\\nCONNECTION: close\\r\\nContent-Length: 0\\r\\n\\r\\n"
+assert scan_response(close)[2] is False, "Connection: close not seen"
+"""
+
+
+def test_header_names_do_not_depend_on_the_locale(tmp_path) -> None:
+    # Under tr_TR, strncasecmp() does not take "I" for "i": TRANSFER-ENCODING would pass.
+    made = subprocess.run(
+        ["localedef", "-i", "tr_TR", "-f", "UTF-8", str(tmp_path / "tr_TR.UTF-8")],
+        capture_output=True,
+    )
+    if made.returncode not in (0, 1) or not (tmp_path / "tr_TR.UTF-8").exists():
+        pytest.skip(f"no tr_TR locale can be built here: {made.stderr.decode()[-200:]}")
+    env = dict(os.environ, LOCPATH=str(tmp_path), LC_ALL="tr_TR.UTF-8")
+    checked = subprocess.run([sys.executable, "-c", TURKISH_CHECK], env=env, capture_output=True)
+    assert checked.returncode == 0, checked.stderr.decode()

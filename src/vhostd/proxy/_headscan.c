@@ -13,7 +13,6 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <string.h>
-#include <strings.h>
 
 #define MAX_KEPT 100 /* more header lines than this: httptools' business */
 #define MAX_LENGTH_DIGITS 18 /* fits an int64 */
@@ -79,10 +78,20 @@ static const struct rule request_rules[] = {
 };
 #define COUNT(rules) (sizeof(rules) / sizeof(rules[0]))
 
+/* Header names compare ASCII-only: strncasecmp follows the locale, and under a Turkish one
+ * "TRANSFER-ENCODING" would not match "transfer-encoding" (a smuggled request). */
+static int same_name(const char *lower, const char *name, size_t len) {
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c >= 'A' && c <= 'Z') c += 'a' - 'A';
+        if (c != (unsigned char)lower[i]) return 0;
+    }
+    return 1;
+}
+
 static enum kind classify(const struct rule *rules, size_t count, const char *name, size_t len) {
     for (size_t i = 0; i < count; i++) {
-        if (rules[i].len == len && strncasecmp(rules[i].name, name, len) == 0)
-            return rules[i].kind;
+        if (rules[i].len == len && same_name(rules[i].name, name, len)) return rules[i].kind;
     }
     return KEEP;
 }
@@ -90,7 +99,7 @@ static enum kind classify(const struct rule *rules, size_t count, const char *na
 static int is_ows(char c) { return c == ' ' || c == '\t'; }
 
 static int token_is(const char *token, size_t len, const char *word) {
-    return strlen(word) == len && strncasecmp(token, word, len) == 0;
+    return strlen(word) == len && same_name(word, token, len);
 }
 
 /* Connection tokens: 1 close, 2 keep-alive, OR-ed; -1 for a token naming another header
@@ -123,6 +132,7 @@ static int keeps_alive(int minor, int options) {
 /* One header line. */
 struct header {
     const char *line, *value, *value_end; /* value without surrounding whitespace */
+    const char *raw_end;                  /* where the value ends before its CRLF */
     size_t name_len;
 };
 
@@ -145,6 +155,7 @@ static int next_header(const char **pp, const char *end, struct header *h) {
     h->value = p;
     while (p < end && value_byte[(unsigned char)*p]) p++;
     if (end - p < 2 || p[0] != '\r' || p[1] != '\n') return -1;
+    h->raw_end = p;
     const char *value_end = p;
     while (value_end > h->value && is_ows(value_end[-1])) value_end--;
     h->value_end = value_end;
@@ -296,10 +307,12 @@ static PyObject *scan_request(PyObject *module, PyObject *const *args, Py_ssize_
     Py_ssize_t size;
     if (PyBytes_AsStringAndSize(args[0], &buf, &size) < 0) return NULL;
     Py_ssize_t start = PyLong_AsSsize_t(args[1]);
+    if (start == -1 && PyErr_Occurred()) return NULL;
     long max_headers = PyLong_AsLong(args[2]);
+    if (max_headers == -1 && PyErr_Occurred()) return NULL;
     Py_ssize_t max_head = PyLong_AsSsize_t(args[3]);
-    if (PyErr_Occurred()) return NULL;
-    if (start < 0 || start > size) Py_RETURN_NONE;
+    if (max_head == -1 && PyErr_Occurred()) return NULL;
+    if (start < 0 || start > size || max_head < 0) Py_RETURN_NONE;
     const char *p = buf + start;
     /* a head longer than the limit is refused by the slow path, with its status */
     const char *end = size - start > max_head ? p + max_head : buf + size;
@@ -336,7 +349,8 @@ static PyObject *scan_request(PyObject *module, PyObject *const *args, Py_ssize_
             if (spans_add(&kept, h.line, p) < 0) Py_RETURN_NONE;
             break;
         case HOST: /* forwarded as "Host: value", whatever its case and spacing */
-            if (host != NULL) Py_RETURN_NONE;
+            /* httptools keeps trailing whitespace in a value (then refused: not a host) */
+            if (host != NULL || h.value_end != h.raw_end) Py_RETURN_NONE;
             host = h.value;
             host_end = h.value_end;
             if (spans_add(&kept, "Host: ", "Host: " + 6) < 0 ||
@@ -344,7 +358,7 @@ static PyObject *scan_request(PyObject *module, PyObject *const *args, Py_ssize_
                 Py_RETURN_NONE;
             break;
         case AUTH: /* held apart: the gate decides whether it goes on */
-            if (auth != NULL) Py_RETURN_NONE;
+            if (auth != NULL || h.value_end != h.raw_end) Py_RETURN_NONE;
             auth = h.value;
             auth_end = h.value_end;
             break;

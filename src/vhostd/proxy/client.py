@@ -169,6 +169,8 @@ class ClientConnection(ResponseSide):
                 return len(data)  # as with httptools: nothing after a refused head is read
             self._head_complete(request)
             self.on_message_complete()
+            if not keep_alive:  # the connection ends with its answer: read nothing after it
+                return len(data)
         return len(data) if self.closed else start
 
     # --- httptools request callbacks ----------------------------------------------------
