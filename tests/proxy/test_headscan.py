@@ -39,22 +39,29 @@ MUTATIONS = [b"\x00", b"\t", b" ", b"\r", b"\n", b":", b",", b"\x7f", b"\x80", b
 
 
 class Recorder:
-    def __init__(self) -> None:
+    """What llhttp reports for one message, through httptools' callbacks."""
+
+    def __init__(self, parser_class: type) -> None:
         self.headers: list[tuple[bytes, bytes]] = []
-        self.reason = b""
-        self.complete = False
-        self.keep_alive = False
-        self.parser = httptools.HttpResponseParser(self)
+        self.reason = self.url = b""
+        self.head_complete = self.message_complete = self.keep_alive = False
+        self.parser = parser_class(self)
 
     def on_status(self, reason: bytes) -> None:
         self.reason += reason
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        self.complete = True
+        self.head_complete = True
         self.keep_alive = self.parser.should_keep_alive()
+
+    def on_message_complete(self) -> None:
+        self.message_complete = True
 
 
 def _lines(kept: bytes) -> list[tuple[bytes, bytes]]:
@@ -71,9 +78,9 @@ def agrees_with_llhttp(data: bytes) -> None:
     if scanned is None:
         return
     body_from, status, keep_alive, length, digits, reason, kept = scanned
-    recorder = Recorder()
+    recorder = Recorder(httptools.HttpResponseParser)
     recorder.parser.feed_data(data[:body_from])  # raises if llhttp rejects what we took
-    assert recorder.complete, data
+    assert recorder.head_complete, data
     assert status == recorder.parser.get_status_code()
     assert keep_alive == recorder.keep_alive, data
     assert reason == recorder.reason
@@ -148,36 +155,15 @@ REQUESTS = [
 ]
 
 
-class RequestRecorder:
-    def __init__(self) -> None:
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.url = b""
-        self.complete = False
-        self.keep_alive = False
-        self.parser = httptools.HttpRequestParser(self)
-
-    def on_url(self, url: bytes) -> None:
-        self.url += url
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
-
-    def on_headers_complete(self) -> None:
-        self.keep_alive = self.parser.should_keep_alive()
-
-    def on_message_complete(self) -> None:
-        self.complete = True
-
-
 def request_agrees_with_llhttp(data: bytes) -> None:
     """If the scanner accepts `data`, llhttp must read that request the same way."""
     scanned = scan_request(data, 0, 100, 16384)
     if scanned is None:
         return
     head_end, method, target, version, keep_alive, host, authorization, kept, count = scanned
-    recorder = RequestRecorder()
+    recorder = Recorder(httptools.HttpRequestParser)
     recorder.parser.feed_data(data[:head_end])  # raises if llhttp rejects what we took
-    assert recorder.complete, data  # a whole request, without a body
+    assert recorder.message_complete, data  # a whole request, without a body
     parser = recorder.parser
     assert (method, target) == (parser.get_method(), recorder.url), data
     assert version == parser.get_http_version().encode(), data
