@@ -194,6 +194,49 @@ static PyObject *spans_join(const struct spans *s) {
     return joined;
 }
 
+/* Reading a head's header lines: the part both scanners share. */
+struct head_reader {
+    const char *p, *end;
+    const struct rule *rules;
+    size_t rule_count;
+    struct spans kept; /* the lines forwarded as they are */
+    int options;       /* Connection options seen (see connection_options) */
+    long lines;
+};
+
+static void head_reader_init(struct head_reader *r, const char *p, const char *end,
+                             const struct rule *rules, size_t rule_count) {
+    r->p = p;
+    r->end = end;
+    r->rules = rules;
+    r->rule_count = rule_count;
+    r->kept.count = 0; /* (not an initializer: that would zero all of kept.at per call) */
+    r->kept.size = 0;
+    r->options = 0;
+    r->lines = 0;
+}
+
+/* The next header line of a kind the caller handles itself (LENGTH, HOST, AUTH...), in *h
+ * and *kind: 1; the end of the head: 0; not simple: -1. On the way, lines to forward are
+ * kept, Connection options gathered and hop-by-hop lines dropped. */
+static int next_special(struct head_reader *r, struct header *h, enum kind *kind) {
+    int more;
+    while ((more = next_header(&r->p, r->end, h)) == 1) {
+        r->lines++;
+        *kind = classify(r->rules, r->rule_count, h->line, h->name_len);
+        if (*kind == KEEP) {
+            if (spans_add(&r->kept, h->line, r->p) < 0) return -1;
+        } else if (*kind == CONNECTION) {
+            int these = connection_options(h->value, h->value_end);
+            if (these < 0) return -1;
+            r->options |= these;
+        } else if (*kind != DROP) {
+            return 1;
+        }
+    }
+    return more;
+}
+
 static PyObject *bytes_or_none(const char *start, const char *stop) {
     return start == NULL ? Py_NewRef(Py_None) : PyBytes_FromStringAndSize(start, stop - start);
 }
@@ -237,52 +280,38 @@ static PyObject *scan_response(PyObject *module, PyObject *data) {
     if (end - p < 2 || p[0] != '\r' || p[1] != '\n') Py_RETURN_NONE;
     p += 2;
 
-    struct spans kept = {.count = 0, .size = 0};
+    struct head_reader r;
+    head_reader_init(&r, p, end, response_rules, COUNT(response_rules));
     struct header h;
+    enum kind kind;
     long long length = -1;
     const char *digits = NULL, *digits_end = NULL;
-    int options = 0, more;
-    while ((more = next_header(&p, end, &h)) == 1) {
-        switch (classify(response_rules, COUNT(response_rules), h.line, h.name_len)) {
-        case KEEP:
-            if (spans_add(&kept, h.line, p) < 0) Py_RETURN_NONE;
-            break;
-        case LENGTH: {
-            size_t len = (size_t)(h.value_end - h.value);
-            if (digits != NULL || len == 0 || len > MAX_LENGTH_DIGITS) Py_RETURN_NONE;
-            length = 0;
-            for (size_t i = 0; i < len; i++) {
-                if (h.value[i] < '0' || h.value[i] > '9') Py_RETURN_NONE;
-                length = length * 10 + (h.value[i] - '0');
-            }
-            digits = h.value;
-            digits_end = h.value_end;
-            break;
-        }
-        case CONNECTION: {
-            int these = connection_options(h.value, h.value_end);
-            if (these < 0) Py_RETURN_NONE;
-            options |= these;
-            break;
-        }
-        case DROP:
-            break;
-        default: /* CHUNKED: chunked bodies are parsed by httptools */
+    int more;
+    while ((more = next_special(&r, &h, &kind)) == 1) {
+        size_t len = (size_t)(h.value_end - h.value);
+        /* (CHUNKED: chunked bodies are parsed by httptools) */
+        if (kind != LENGTH || digits != NULL || len == 0 || len > MAX_LENGTH_DIGITS)
             Py_RETURN_NONE;
+        length = 0;
+        for (size_t i = 0; i < len; i++) {
+            if (h.value[i] < '0' || h.value[i] > '9') Py_RETURN_NONE;
+            length = length * 10 + (h.value[i] - '0');
         }
+        digits = h.value;
+        digits_end = h.value_end;
     }
     if (more < 0) Py_RETURN_NONE;
     /* without a length the body runs until the backend closes: httptools' business */
     if (digits == NULL && status != 204 && status != 304) Py_RETURN_NONE;
 
     PyObject *items[7] = {
-        PyLong_FromSsize_t(p - buf),
+        PyLong_FromSsize_t(r.p - buf),
         PyLong_FromLong(status),
-        Py_NewRef(keeps_alive(minor, options) ? Py_True : Py_False),
+        Py_NewRef(keeps_alive(minor, r.options) ? Py_True : Py_False),
         PyLong_FromLongLong(length),
         bytes_or_none(digits, digits_end),
         PyBytes_FromStringAndSize(reason, reason_end - reason),
-        spans_join(&kept),
+        spans_join(&r.kept),
     };
     return tuple_of(items, 7);
 }
@@ -337,55 +366,43 @@ static PyObject *scan_request(PyObject *module, PyObject *const *args, Py_ssize_
     int minor = p[8] - '0';
     p += 11;
 
-    struct spans kept = {.count = 0, .size = 0};
+    struct head_reader r;
+    head_reader_init(&r, p, end, request_rules, COUNT(request_rules));
     struct header h;
+    enum kind kind;
     const char *host = NULL, *host_end = NULL, *auth = NULL, *auth_end = NULL;
-    long count = 0;
-    int options = 0, more;
-    while ((more = next_header(&p, end, &h)) == 1) {
-        if (++count > max_headers) Py_RETURN_NONE;
-        switch (classify(request_rules, COUNT(request_rules), h.line, h.name_len)) {
-        case KEEP:
-            if (spans_add(&kept, h.line, p) < 0) Py_RETURN_NONE;
-            break;
-        case HOST: /* forwarded as "Host: value", whatever its case and spacing */
-            /* httptools keeps trailing whitespace in a value (then refused: not a host) */
-            if (host != NULL || h.value_end != h.raw_end) Py_RETURN_NONE;
+    int more;
+    while ((more = next_special(&r, &h, &kind)) == 1) {
+        /* httptools keeps trailing whitespace in a value (in a Host: refused, not a host) */
+        if (h.value_end != h.raw_end) Py_RETURN_NONE;
+        if (kind == HOST && host == NULL) {
+            /* forwarded as "Host: value", whatever its case and spacing */
             host = h.value;
             host_end = h.value_end;
-            if (spans_add(&kept, "Host: ", "Host: " + 6) < 0 ||
-                spans_add(&kept, host, host_end) < 0 || spans_add(&kept, "\r\n", "\r\n" + 2) < 0)
+            if (spans_add(&r.kept, "Host: ", "Host: " + 6) < 0 ||
+                spans_add(&r.kept, host, host_end) < 0 ||
+                spans_add(&r.kept, "\r\n", "\r\n" + 2) < 0)
                 Py_RETURN_NONE;
-            break;
-        case AUTH: /* held apart: the gate decides whether it goes on */
-            if (auth != NULL || h.value_end != h.raw_end) Py_RETURN_NONE;
+        } else if (kind == AUTH && auth == NULL) {
+            /* held apart: the gate decides whether it goes on */
             auth = h.value;
             auth_end = h.value_end;
-            break;
-        case CONNECTION: {
-            int these = connection_options(h.value, h.value_end);
-            if (these < 0) Py_RETURN_NONE;
-            options |= these;
-            break;
-        }
-        case DROP:
-            break;
-        default:
+        } else { /* a second Host or Authorization, or a SLOW header */
             Py_RETURN_NONE;
         }
     }
-    if (more < 0) Py_RETURN_NONE;
+    if (more < 0 || r.lines > max_headers) Py_RETURN_NONE;
 
     PyObject *items[9] = {
-        PyLong_FromSsize_t(p - buf),
+        PyLong_FromSsize_t(r.p - buf),
         Py_NewRef(method),
         PyBytes_FromStringAndSize(target, target_end - target),
         Py_NewRef(minor ? VERSION_1_1 : VERSION_1_0),
-        Py_NewRef(keeps_alive(minor, options) ? Py_True : Py_False),
+        Py_NewRef(keeps_alive(minor, r.options) ? Py_True : Py_False),
         bytes_or_none(host, host_end),
         bytes_or_none(auth, auth_end),
-        spans_join(&kept),
-        PyLong_FromLong(count),
+        spans_join(&r.kept),
+        PyLong_FromLong(r.lines),
     };
     return tuple_of(items, 9);
 }

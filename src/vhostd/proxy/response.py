@@ -184,7 +184,7 @@ class ResponseSide:
         return not self.no_body
 
     def _relay_raw(self, conn: UpstreamConnection, data: bytes, start: int) -> None:
-        """Pass on the body bytes of `data` from `start`, as they are (no copy)."""
+        """Pass on the body bytes of `data` from `start`, as they are (large pieces uncopied)."""
         take = min(len(data) - start, conn.raw_left)
         if take > 0:
             if start == 0 and take == len(data):

@@ -65,9 +65,7 @@ SCAN_RESPONSE: Final[Callable[[bytes], ScannedResponse | None] | None] = load_sc
 
 RAW_BODY_MIN: Final = 16 * 1024  # smaller bodies go through the parser
 RAW_BODY_MIN_DIGITS: Final = len(str(RAW_BODY_MIN))
-
-
-NOTHING_NAMED: Final[frozenset[bytes]] = frozenset()
+NOTHING_NAMED: Final[frozenset[bytes]] = frozenset()  # no header made hop-by-hop by Connection
 
 
 class RawBody(Exception):
