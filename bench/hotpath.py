@@ -5,7 +5,7 @@ feeds one request to the client side and one response to the upstream side, exac
 callbacks the event loop would make. What remains is our code plus httptools, measured in
 µs per request (repeatable, unlike wrk on a shared machine) and profiled with --profile.
 
-    .venv/bin/python -m bench.hotpath [--rounds N] [--profile] [--auth]
+    .venv/bin/python -m bench.hotpath [--rounds N] [--profile]
 """
 
 from __future__ import annotations
