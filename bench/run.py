@@ -31,7 +31,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a check that ends within a minute")
     parser.add_argument("--duration", type=int, help="seconds per wrk run (default 6, quick 2)")
-    parser.add_argument("--repeats", type=int, help="interleaved rounds (default 5, quick 1)")
+    parser.add_argument("--repeats", type=int, help="interleaved rounds (default 6, quick 1)")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections (64)")
     parser.add_argument("--only", help="comma list of proxies (default: all)")
     parser.add_argument(
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     load = LoadSettings(
         duration_s=args.duration or (2 if quick else 6),
         warmup_s=0 if quick else 2,  # quick: stay well under a minute
-        repeats=args.repeats or (1 if quick else 5),
+        repeats=args.repeats or (1 if quick else 6),  # even: both orders alike
         connections=args.connections,
     )
     idle_connections = args.idle_connections or (1000 if quick else 10000)

@@ -2,6 +2,10 @@
 
 Each round visits every target once per body size, starting one target later than the
 previous round, so drift (thermal, a noisy neighbour) spreads over all targets equally.
+Every other round runs that order backwards: targets that share a process (vhostd and
+vhostd+auth) otherwise always run in the same order, and the second one inherits what the
+first left behind (its upstream pool, swept idle between rounds in the first one, warm in the
+second; see bench/README.md, "Session 4").
 """
 
 from __future__ import annotations
@@ -39,6 +43,12 @@ def rotation(items: Sequence[Target], shift: int) -> list[Target]:
         return []
     shift %= len(items)
     return list(items[shift:]) + list(items[:shift])
+
+
+def round_order(items: Sequence[Target], round_index: int) -> list[Target]:
+    """The order of one round: rotated, and backwards in odd rounds (neighbours swap)."""
+    order = rotation(items, round_index)
+    return order[::-1] if round_index % 2 else order
 
 
 def run_throughput(
@@ -81,7 +91,7 @@ def run_throughput(
                 one(target, size, load.warmup_s)
     for round_index in range(load.repeats):
         for size in sizes:
-            for target in rotation(targets, round_index):
+            for target in round_order(targets, round_index):
                 result = one(target, size, load.duration_s)
                 runs.setdefault((target.name, size), []).append(result)
                 if progress:

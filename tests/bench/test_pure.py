@@ -6,7 +6,7 @@ import pytest
 from bench.lab import Target
 from bench.profile import frame_name, summarise_collapsed
 from bench.route_change import site_file_text, summarise_ms
-from bench.throughput import add_ratios, rotation
+from bench.throughput import add_ratios, rotation, round_order
 from bench.wrk import WrkResult, median_result, parse_report, wrk_command
 
 from bench import configs, report
@@ -65,6 +65,16 @@ def test_rotation_starts_each_round_one_target_later() -> None:
     assert [t.name for t in rotation(targets, 1)] == ["b", "c", "a"]
     assert [t.name for t in rotation(targets, 4)] == ["b", "c", "a"]
     assert rotation([], 3) == []
+
+
+def test_neighbours_run_in_both_orders_over_rounds() -> None:
+    """vhostd then vhostd+auth in some rounds, the other way round in as many others."""
+    targets = [Target(name, 1, None) for name in "abcdefghi"]
+    orders = ["".join(t.name for t in round_order(targets, r)) for r in range(6)]
+    assert orders[1] == "".join(reversed("bcdefghia"))
+    first = [order.index("f") < order.index("g") for order in orders]
+    assert first.count(True) == first.count(False) == 3
+    assert all(sorted(order) == list("abcdefghi") for order in orders)
 
 
 def test_add_ratios_relative_to_nginx() -> None:
