@@ -42,6 +42,7 @@ class PrivateDockerd:
         # Its own bridge: `--bridge none` would delete the shared docker0.
         self.bridge = f"vhdt{tag}"
         self.bridge_address = f"10.232.{tag % 250}.1/24"
+        self.cgroup_parent = f"vhostd-test-{os.getpid()}"
         self.process: subprocess.Popen[bytes] | None = None
 
     def create_bridge(self) -> None:
@@ -71,7 +72,7 @@ class PrivateDockerd:
                 "--ip-masq=false",
                 "--live-restore",
                 "--cgroup-parent",
-                f"/vhostd-test-{os.getpid()}",
+                f"/{self.cgroup_parent}",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -102,6 +103,16 @@ class PrivateDockerd:
         for point in sorted((p for p in points if p.startswith(f"{self.root}/")), reverse=True):
             subprocess.run(["umount", "-l", point], capture_output=True, check=False)
         shutil.rmtree(self.root, ignore_errors=True)
+        self._remove_cgroup_parent()
+
+    def _remove_cgroup_parent(self) -> None:
+        """dockerd leaves the (empty) cgroup parent in every hierarchy; rmdir them, deepest first."""
+        cgroups = Path("/sys/fs/cgroup")
+        tops = [cgroups / self.cgroup_parent, *cgroups.glob(f"*/{self.cgroup_parent}")]
+        for top in (t for t in tops if t.is_dir()):
+            for path in sorted((p for p in top.rglob("*") if p.is_dir()), reverse=True):
+                path.rmdir()
+            top.rmdir()
 
 
 @pytest.fixture
