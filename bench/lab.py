@@ -169,7 +169,11 @@ class Lab:
         return self._ready(Target("floor", port, proc))
 
     def start_vhostd(
-        self, workers: int = 1, docker: bool = False, name: str = "vhostd"
+        self,
+        workers: int = 1,
+        docker: bool = False,
+        name: str = "vhostd",
+        pin: bool | None = None,
     ) -> tuple[Target, Target]:
         """vhostd plus the same process seen through its basic-auth host (bcrypt htpasswd)."""
         port, admin_port = free_port(), free_port()
@@ -185,8 +189,9 @@ class Lab:
         argv = [self.tools.vhostd, "serve", "--config", str(conf), "--log-level", "warning"]
         if workers != 1:
             argv += ["--workers", str(workers)]
-        # several workers need several cores: only a single-process vhostd is pinned
-        proc = self._spawn(name, argv, pin=workers == 1)
+        # several workers need several cores: only a single-process vhostd is pinned, unless
+        # asked (bench/scaling.py holds each worker to a CPU quota on the proxy's core)
+        proc = self._spawn(name, argv, pin=workers == 1 if pin is None else pin)
         plain = self._ready(Target(name, port, proc, admin_port=admin_port))
         token = base64.b64encode(f"{AUTH_USER}:{AUTH_PASSWORD}".encode()).decode()
         auth = self._ready(

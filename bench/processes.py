@@ -129,7 +129,8 @@ def wait_for_status(
     raise RuntimeError(f"{host}:{port}{path} answered {last}, not {expected}, within {timeout}s")
 
 
-def _descendants(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
+    """pid first, then every process below it (a vhostd's forked workers, for one)."""
     found: list[int] = []
     pending = [pid]
     while pending:
@@ -152,7 +153,7 @@ def _descendants(pid: int) -> list[int]:
 def rss_kib(pid: int) -> int:
     """Resident memory (VmRSS) of pid and every descendant, in KiB (taskset execs in place)."""
     total = 0
-    for member in _descendants(pid):
+    for member in descendants(pid):
         try:
             for line in Path(f"/proc/{member}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -169,7 +170,7 @@ _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 def cpu_seconds(pid: int) -> tuple[float, float]:
     """(user, system) CPU seconds used so far by pid and its live descendants."""
     user = system = 0.0
-    for member in _descendants(pid):
+    for member in descendants(pid):
         try:
             stat = Path(f"/proc/{member}/stat").read_text()
         except OSError:

@@ -117,6 +117,21 @@ def start_targets(
     return targets
 
 
+def measure_worker_scaling(
+    lab: Lab, tools: Tools, raw_dir: Path, problems: dict[str, str]
+) -> dict[str, Any]:
+    """bench/scaling.py: 1, 2, 3 workers, each held to a quarter core; {} when not possible."""
+    from bench import scaling
+
+    load = LoadSettings(4, warmup_s=1, repeats=3, connections=64, wrk_cpus=lab.origin_cpus)
+    try:
+        return scaling.worker_scaling(lab, load, tools.wrk, tools.taskset, raw_dir / "wrk.txt")
+    except (OSError, RuntimeError) as error:
+        problems["worker_scaling"] = str(error)
+        print(f"bench: worker scaling not measured: {error}", flush=True)
+        return {}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     quick = args.quick
@@ -176,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
                     lab.origin_port,
                     repeats=3 if quick else 10,
                 )
+        if workers and not quick:
+            extras["worker_scaling"] = measure_worker_scaling(lab, tools, raw_dir, problems)
         memory_targets = (
             [vhostd] if quick and vhostd else [t for t in proxies if not t.name.endswith("+auth")]
         )

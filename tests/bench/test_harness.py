@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +13,7 @@ from bench.lab import Lab, Target
 from bench.throughput import LoadSettings, add_ratios, run_throughput
 from bench.tools import Tools, find_program
 
-from bench import memory, route_change
+from bench import memory, route_change, scaling
 
 
 def _tools() -> Tools:
@@ -81,3 +84,58 @@ def test_route_change_and_idle_connection_memory(lab: Lab) -> None:
     held = memory.measure_held_connections(vhostd, 200)
     assert held["connections_held"] == 200
     assert held["rss_with_connections_mib"] > 0
+
+
+def _quota_groups_or_skip() -> scaling.QuotaGroups:
+    try:
+        return scaling.QuotaGroups(0.1)
+    except OSError as error:
+        pytest.skip(f"no CPU quotas here: {error}")
+
+
+def test_a_quota_group_holds_a_busy_process_to_its_share() -> None:
+    groups = _quota_groups_or_skip()
+    spin = "import time\nend = time.monotonic() + 1.0\nwhile time.monotonic() < end: pass"
+    busy = subprocess.Popen([sys.executable, "-c", spin])
+    try:
+        groups.confine(busy.pid)
+        _pid, status, used = os.wait4(busy.pid, 0)  # this child's CPU alone
+        busy.returncode = os.waitstatus_to_exitcode(status)
+    finally:
+        if busy.returncode is None:
+            busy.kill()
+            busy.wait()
+        groups.close()
+    assert busy.returncode == 0
+    # A whole second of spinning, allowed a tenth of a core: far less than the second.
+    assert used.ru_utime + used.ru_stime < 0.5
+    assert not groups.groups and not any(
+        path.name.startswith(f"vhostd-bench-{os.getpid()}-") for path in groups.root.iterdir()
+    )
+
+
+def test_worker_scaling_confines_each_worker_of_each_count(lab: Lab, tmp_path: Path) -> None:
+    _quota_groups_or_skip().close()
+    lab.start_origin()
+    load = LoadSettings(duration_s=1, warmup_s=0, repeats=1, connections=8)
+    result = scaling.worker_scaling(
+        lab, load, lab.tools.wrk, None, tmp_path / "wrk.txt", counts=(1, 2)
+    )
+    assert set(result["workers"]) == {"1", "2"}
+    assert all(value["requests_per_s"] > 0 for value in result["workers"].values())
+    assert result["workers"]["1"]["ratio_to_one_worker"] == 1.0
+    # The vhostds it started are gone, and with them their groups.
+    assert not any(
+        path.name.startswith(f"vhostd-bench-{os.getpid()}-")
+        for path in scaling.QuotaGroups(0.1).root.iterdir()
+    )
+
+
+def test_worker_pids_are_the_forked_workers(lab: Lab) -> None:
+    lab.start_origin()
+    one, _auth = lab.start_vhostd(workers=1, name="vhostd-one")
+    two, _auth = lab.start_vhostd(workers=2, name="vhostd-two")
+    assert one.proc is not None and two.proc is not None
+    assert scaling.worker_pids(one) == [one.proc.pid]
+    workers = scaling.worker_pids(two)
+    assert len(workers) == 2 and two.proc.pid not in workers

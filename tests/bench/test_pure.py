@@ -208,6 +208,21 @@ def _summary() -> dict:
         "rss_idle_mib": {"vhostd": 38.0},
         "idle_connections": {"vhostd": {"connections_held": 10000, "rss_delta_mib": 120.0}},
         "route_change_file": {"samples": 10, "missed": 0, "median_ms": 20.0, "max_ms": 30.0},
+        "route_change_file_vhostd-w2": {
+            "samples": 10,
+            "missed": 1,
+            "median_ms": 20.0,
+            "max_ms": 30.0,
+        },
+        "worker_scaling": {
+            "cores_per_worker": 0.25,
+            "cgroup": "v1",
+            "workers": {
+                "1": {"requests_per_s": 100.0, "ratio_to_one_worker": 1.0},
+                "2": {"requests_per_s": 190.0, "ratio_to_one_worker": 1.9},
+                "3": {"requests_per_s": 230.0, "ratio_to_one_worker": 2.3},
+            },
+        },
         "docker": {
             "rolling_restart": {
                 "vhostd": {"failed_total": 0, "requests_total": 9, "failed_per_round": [0]}
@@ -227,6 +242,9 @@ def test_issue_targets_say_which_goal_is_met() -> None:
     assert met["0 failed requests in a rolling restart"] is True
     assert met["≤ 40 MiB RSS idle"] is True
     assert met["≤ 100 MiB more with 10,000 idle connections"] is False
+    assert met["--workers 2: every worker routes a change ≤ 100 ms (max)"] is False  # a miss
+    # 3 workers at 2.3 × one: below 0.8 × 3
+    assert met["--workers N: req/s ≥ 0.8 × N × one worker's (quota per worker)"] is False
 
 
 def test_update_readme_replaces_only_the_marked_block(tmp_path) -> None:
@@ -242,6 +260,7 @@ def test_update_readme_replaces_only_the_marked_block(tmp_path) -> None:
     assert "old" not in text
     assert "| vhostd | 12B | 100 |" in text
     assert "Rolling restart of 2 replicas under load, failed requests: vhostd 0 of 9" in text
+    assert "12 B req/s: 1 → 100 (1.00 ×), 2 → 190 (1.90 ×), 3 → 230 (2.30 ×)" in text
 
 
 def test_per_request_rows_keep_only_the_hot_path() -> None:
