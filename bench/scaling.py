@@ -12,6 +12,7 @@ serialises them.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -61,13 +62,17 @@ class QuotaGroups:
             (group / "cpu.cfs_quota_us").write_text(str(self.quota_us))
         (group / "cgroup.procs").write_text(str(pid))  # its threads follow it
 
-    def close(self) -> None:
-        """Remove the groups; their processes must have exited (stop the targets first)."""
+    def close(self, timeout: float = 10.0) -> None:
+        """Remove the groups once their processes have exited (stop the targets first)."""
+        deadline = time.monotonic() + timeout
         for group in self.groups:
+            # a stopped vhostd's workers finish their own shutdown a moment after it
+            while (group / "cgroup.procs").read_text().strip() and time.monotonic() < deadline:
+                time.sleep(0.05)
             try:
                 group.rmdir()
             except OSError:
-                pass  # still in use: left for the machine's next reboot, harmless
+                pass  # still in use after the timeout: an empty cgroup left behind, harmless
         self.groups.clear()
 
 
