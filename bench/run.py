@@ -126,8 +126,8 @@ def measure_worker_scaling(
     load = LoadSettings(4, warmup_s=1, repeats=3, connections=64, wrk_cpus=lab.origin_cpus)
     try:
         return scaling.worker_scaling(lab, load, tools.wrk, tools.taskset, raw_dir / "wrk.txt")
-    except (OSError, RuntimeError) as error:
-        problems["worker_scaling"] = str(error)
+    except Exception as error:  # noqa: BLE001 - one failed step must not lose the whole run
+        problems["worker_scaling"] = f"{type(error).__name__}: {error}"
         print(f"bench: worker scaling not measured: {error}", flush=True)
         return {}
 
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                     lab.origin_port,
                     repeats=3 if quick else 10,
                 )
-        if workers and not quick:
+        if vhostd is not None and not quick:
             extras["worker_scaling"] = measure_worker_scaling(lab, tools, raw_dir, problems)
         memory_targets = (
             [vhostd] if quick and vhostd else [t for t in proxies if not t.name.endswith("+auth")]

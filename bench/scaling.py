@@ -49,7 +49,12 @@ class QuotaGroups:
         self.quota_us = int(cores * PERIOD_US)
         self.groups: list[Path] = []
         if self.version == "v2":  # children of the root may only use controllers it hands on
-            (self.root / "cgroup.subtree_control").write_text("+cpu")
+            try:
+                (self.root / "cgroup.subtree_control").write_text("+cpu")
+            except OSError as error:  # e.g. EBUSY in a container's own cgroup namespace
+                raise OSError(
+                    f"cannot hand the cpu controller to child cgroups of {self.root}: {error}"
+                ) from None
 
     def confine(self, pid: int) -> None:
         group = self.root / f"vhostd-bench-{os.getpid()}-{pid}"
@@ -83,6 +88,16 @@ def worker_pids(target: Target) -> list[int]:
     return family[1:] or family
 
 
+def wait_for_workers(target: Target, count: int, timeout: float = 10.0) -> list[int]:
+    """The worker pids once all `count` are forked (one answering does not mean all are)."""
+    deadline = time.monotonic() + timeout
+    while len(pids := worker_pids(target)) != count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{target.name}: {len(pids)} worker processes, not {count}")
+        time.sleep(0.05)
+    return pids
+
+
 def worker_scaling(
     lab: Lab,
     load: LoadSettings,
@@ -98,16 +113,15 @@ def worker_scaling(
         for count in counts:
             target, _auth = lab.start_vhostd(workers=count, name=f"vhostd-q{count}", pin=True)
             targets.append(target)
-            pids = worker_pids(target)
-            if len(pids) != count:
-                raise RuntimeError(f"{target.name}: {len(pids)} worker processes, not {count}")
-            for pid in pids:
+            for pid in wait_for_workers(target, count):
                 groups.confine(pid)
         throughput = run_throughput(targets, load, wrk, taskset, raw_log, sizes=("12B",))
     finally:
-        for target in targets:
-            lab.stop_target(target)
-        groups.close()
+        try:
+            for target in targets:
+                lab.stop_target(target)
+        finally:
+            groups.close()
     reference = targets[0].name
     add_ratios(throughput, reference)
     return {

@@ -1,11 +1,12 @@
 """Requests/s and latency for every target, interleaved and repeated.
 
-Each round visits every target once per body size, starting one target later than the
-previous round, so drift (thermal, a noisy neighbour) spreads over all targets equally.
-Every other round runs that order backwards: targets that share a process (vhostd and
-vhostd+auth) otherwise always run in the same order, and the second one inherits what the
-first left behind (its upstream pool, swept idle between rounds in the first one, warm in the
-second; see bench/README.md, "Session 4").
+Rounds come in pairs: the first visits every target once per body size, starting one
+target later than the previous pair, so drift (thermal, a noisy neighbour) spreads over all
+targets; the second runs the same order backwards. Targets that share a process (vhostd and
+vhostd+auth) would otherwise always run in the same order, and the second one inherits what
+the first left behind (its upstream pool: swept idle before the first, warm for the second;
+see bench/README.md, "Session 4"). Over an even number of rounds every pair of targets runs
+in each order equally often.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ def rotation(items: Sequence[Target], shift: int) -> list[Target]:
 
 
 def round_order(items: Sequence[Target], round_index: int) -> list[Target]:
-    """The order of one round: rotated, and backwards in odd rounds (neighbours swap)."""
-    order = rotation(items, round_index)
+    """The order of one round: rotated once per pair of rounds, backwards in the second."""
+    order = rotation(items, round_index // 2)
     return order[::-1] if round_index % 2 else order
 
 

@@ -114,20 +114,33 @@ def test_a_quota_group_holds_a_busy_process_to_its_share() -> None:
     )
 
 
-def test_worker_scaling_confines_each_worker_of_each_count(lab: Lab, tmp_path: Path) -> None:
+def test_worker_scaling_confines_each_worker_of_each_count(
+    lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _quota_groups_or_skip().close()
+    confined: dict[int, str] = {}  # pid → its cgroup line for the cpu controller, once confined
+    original = scaling.QuotaGroups.confine
+
+    def confine_and_look(groups: scaling.QuotaGroups, pid: int) -> None:
+        original(groups, pid)
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+        confined[pid] = next(line for line in lines if "vhostd-bench-" in line)
+
+    monkeypatch.setattr(scaling.QuotaGroups, "confine", confine_and_look)
     lab.start_origin()
     load = LoadSettings(duration_s=1, warmup_s=0, repeats=1, connections=8)
     result = scaling.worker_scaling(
         lab, load, lab.tools.wrk, None, tmp_path / "wrk.txt", counts=(1, 2)
     )
+    assert len(confined) == 3  # one worker, then two, each in a group of its own
+    assert len({line.rsplit("/", 1)[-1] for line in confined.values()}) == 3
     assert set(result["workers"]) == {"1", "2"}
     assert all(value["requests_per_s"] > 0 for value in result["workers"].values())
-    assert result["workers"]["1"]["ratio_to_one_worker"] == 1.0
     # The vhostds it started are gone, and with them their groups.
+    found = scaling.quota_hierarchy()
+    assert found is not None
     assert not any(
-        path.name.startswith(f"vhostd-bench-{os.getpid()}-")
-        for path in scaling.QuotaGroups(0.1).root.iterdir()
+        path.name.startswith(f"vhostd-bench-{os.getpid()}-") for path in found[0].iterdir()
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from bench.lab import Target
 from bench.profile import frame_name, summarise_collapsed
@@ -67,14 +69,17 @@ def test_rotation_starts_each_round_one_target_later() -> None:
     assert rotation([], 3) == []
 
 
-def test_neighbours_run_in_both_orders_over_rounds() -> None:
-    """vhostd then vhostd+auth in some rounds, the other way round in as many others."""
-    targets = [Target(name, 1, None) for name in "abcdefghi"]
-    orders = ["".join(t.name for t in round_order(targets, r)) for r in range(6)]
-    assert orders[1] == "".join(reversed("bcdefghia"))
-    first = [order.index("f") < order.index("g") for order in orders]
-    assert first.count(True) == first.count(False) == 3
-    assert all(sorted(order) == list("abcdefghi") for order in orders)
+@pytest.mark.parametrize("count", [2, 3, 4, 9])
+@pytest.mark.parametrize("rounds", [2, 6, 10])
+def test_every_pair_runs_in_both_orders_equally_often(count: int, rounds: int) -> None:
+    """vhostd then vhostd+auth in half the rounds, the other way round in the other half."""
+    names = "abcdefghi"[:count]
+    targets = [Target(name, 1, None) for name in names]
+    orders = ["".join(t.name for t in round_order(targets, r)) for r in range(rounds)]
+    assert all(sorted(order) == list(names) for order in orders)
+    for first, second in itertools.combinations(names, 2):
+        ahead = sum(order.index(first) < order.index(second) for order in orders)
+        assert ahead == rounds // 2, (first, second, orders)
 
 
 def test_add_ratios_relative_to_nginx() -> None:
