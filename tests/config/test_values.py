@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from vhostd.config import values
@@ -130,3 +132,21 @@ def test_networks_normalise_and_refuse() -> None:
     assert values.networks("192.168.0.0/16") == ("192.168.0.0/16",)
     with pytest.raises(ValueError, match="invalid network 'ten'"):
         values.networks(["ten"])
+
+
+def test_backends_are_equal_by_every_field_and_hash_alike() -> None:
+    """Two sites naming one server hold distinct Backend objects; the pool keys on them."""
+    one = Backend("127.0.0.1", 8080, "http", "web-1", "healthy")
+    same = Backend("127.0.0.1", 8080, "http", "web-1", "healthy")
+    assert one is not same and one == same and hash(one) == hash(same)
+    assert {one: "pool"}[same] == "pool"
+    for field, other in (
+        ("host", "127.0.0.2"),
+        ("port", 8081),
+        ("scheme", "https"),
+        ("label", "web-2"),
+        ("health", "unhealthy"),
+    ):
+        changed = dataclasses.replace(one, **{field: other})
+        assert changed != one and not (changed == one), field
+    assert one != ("127.0.0.1", 8080) and one.__eq__(("127.0.0.1", 8080)) is NotImplemented
