@@ -22,19 +22,14 @@ SHOP = Site(
     source="file:sites.d/shop.toml:1",
 )
 SHADOW = Site(
-    "shadow",
-    ("shop.localhost", "shadow.localhost"),
-    (Backend("127.0.0.1", 3001),),
-    source="file:sites.d/z.toml:4",
+    "shadow", ("shop.localhost", "shadow.localhost"), (Backend("127.0.0.1", 3001),), source="file:sites.d/z.toml:4"
 )
 
 
 def with_admin(scenario: Callable[[RoutePipeline, int], Awaitable[None]]) -> None:
     async def main() -> None:
         pipeline = RoutePipeline()
-        pipeline.publish(
-            Snapshot("file", (SHOP, SHADOW), (), (Problem("sites.d/x.toml:3", "bad"),))
-        )
+        pipeline.publish(Snapshot("file", (SHOP, SHADOW), (), (Problem("sites.d/x.toml:3", "bad"),)))
         server = await start_admin("127.0.0.1:0", pipeline)
         port = server.sockets[0].getsockname()[1]
         try:

@@ -59,15 +59,12 @@ def test_default_config_is_the_one_in_the_working_directory(tmp_path: Path) -> N
 
 
 def test_bad_main_config(tmp_path: Path) -> None:
-    project(
-        tmp_path,
-        config=CONFIG.replace("admin = false", 'admin = false\nfirst_byte_timeout = "ten"'),
-    )
+    project(tmp_path, config=CONFIG.replace('admin = false', 'admin = false\nfirst_byte_timeout = "ten"'))
     result = check(tmp_path, "--config", "vhostd.toml")
     assert result.returncode == 1
     assert result.stdout.splitlines() == [
         "vhostd.toml:4: first_byte_timeout: invalid duration 'ten': "
-        'use a number with ms, s, m or h ("600s", "5m")',
+        "use a number with ms, s, m or h (\"600s\", \"5m\")",
         "vhostd.toml: 1 problem found",
     ]
 
@@ -93,10 +90,7 @@ def test_every_file_problem_with_file_and_line(tmp_path: Path) -> None:
 
 
 def test_conflicts_name_both_sources(tmp_path: Path) -> None:
-    project(
-        tmp_path,
-        {"sites.d/a.toml": site("a", "same.test"), "sites.d/b.toml": site("b", "same.test")},
-    )
+    project(tmp_path, {"sites.d/a.toml": site("a", "same.test"), "sites.d/b.toml": site("b", "same.test")})
     result = check(tmp_path, "--config", "vhostd.toml")
     assert result.returncode == 1
     assert (
@@ -109,19 +103,13 @@ def test_missing_explicit_auth_file(tmp_path: Path) -> None:
     project(tmp_path, {"sites.d/a.toml": site("a", "a.test") + 'auth = "secrets/a"\n'})
     result = check(tmp_path, "--config", "vhostd.toml")
     assert result.returncode == 1
-    assert (
-        f"sites.d/a.toml:1: site 'a': auth file {tmp_path}/secrets/a does not exist"
-        in result.stdout
-    )
+    assert f"sites.d/a.toml:1: site 'a': auth file {tmp_path}/secrets/a does not exist" in result.stdout
 
 
 def test_unreadable_config_is_one_line_without_traceback(tmp_path: Path) -> None:
     result = check(tmp_path, "--config", "nope.toml")
     assert result.returncode == 1
-    assert (
-        result.stderr.strip()
-        == "vhostd: error: nope.toml: cannot read config file: No such file or directory"
-    )
+    assert result.stderr.strip() == "vhostd: error: nope.toml: cannot read config file: No such file or directory"
     assert "Traceback" not in result.stderr
 
 

@@ -21,7 +21,7 @@ def routes(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def write_setup(tmp_path: Path, admin: str) -> None:
     (tmp_path / "vhostd.toml").write_text(
-        f"[server]\nadmin = {admin}\n[docker]\nenabled = false\n[vagrant]\nenabled = false\n"
+        f'[server]\nadmin = {admin}\n[docker]\nenabled = false\n[vagrant]\nenabled = false\n'
         '[[site]]\nname = "legacy"\nhosts = ["~^atlive"]\nbackends = ["127.0.0.1:8081"]\n'
     )
     (tmp_path / "sites.d").mkdir()
@@ -43,29 +43,12 @@ def test_table_from_files_when_not_running(tmp_path: Path) -> None:
     rows = [line.split("  ") for line in lines[1:]]
     cells = [[c.strip() for c in row if c.strip()] for row in rows]
     assert [
-        "shop.localhost",
-        "/api",
-        "http://127.0.0.1:3000, http://127.0.0.1:3001",
-        "shop",
-        "file:sites.d/shop.toml:1",
-        "on",
+        "shop.localhost", "/api", "http://127.0.0.1:3000, http://127.0.0.1:3001",
+        "shop", "file:sites.d/shop.toml:1", "on",
     ] in cells
-    assert [
-        "*.shop.localhost",
-        "/",
-        "http://127.0.0.1:3000, http://127.0.0.1:3001",
-        "shop",
-        "file:sites.d/shop.toml:1",
-        "off",
-    ] in cells
-    assert [
-        "~^atlive",
-        "/",
-        "http://127.0.0.1:8081",
-        "legacy",
-        "config:vhostd.toml:7",
-        "off",
-    ] in cells
+    assert ["*.shop.localhost", "/", "http://127.0.0.1:3000, http://127.0.0.1:3001",
+            "shop", "file:sites.d/shop.toml:1", "off"] in cells
+    assert ["~^atlive", "/", "http://127.0.0.1:8081", "legacy", "config:vhostd.toml:7", "off"] in cells
     # columns line up: every row starts its PATH cell at the same offset
     offset = lines[0].index("PATH")
     assert all(line[offset - 2 : offset] == "  " and line[offset] == "/" for line in lines[1:])
@@ -87,9 +70,7 @@ def test_json_from_files(tmp_path: Path) -> None:
 def test_live_routes_from_a_running_vhostd(
     tmp_path: Path, make_proxy: Callable[..., VhostdProcess]
 ) -> None:
-    proxy = make_proxy(
-        sites=[{"name": "main", "hosts": ["main.test"], "backends": ["127.0.0.1:9"]}]
-    )
+    proxy = make_proxy(sites=[{"name": "main", "hosts": ["main.test"], "backends": ["127.0.0.1:9"]}])
     config = str(proxy.config_path)
     (proxy.workdir / "sites.d" / "late.toml").write_text(
         '[[site]]\nname = "late"\nhosts = ["late.test"]\nbackends = ["127.0.0.1:9"]\n'
@@ -133,9 +114,7 @@ def test_table_rows_and_format() -> None:
         ("(default)", "/x", "http://172.17.0.2:80 (c-1, healthy)", "c", "docker:c-1", "on"),
     ]
     text = format_table(rows)
-    widths = {
-        line.index("PATH") if "PATH" in line else line.index("/") for line in text.splitlines()
-    }
+    widths = {line.index("PATH") if "PATH" in line else line.index("/") for line in text.splitlines()}
     assert len(widths) == 1
 
 

@@ -140,77 +140,41 @@ def test_embedded_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 
 # (config text, line of the problem, fragment of the reason)
 BAD_CONFIGS = [
-    ('[server]\nlisten = ["127.0.0.1"]\n', 2, "listen: invalid address"),
-    (
-        '[server]\nlisen = ["127.0.0.1:1"]\n',
-        2,
-        "unknown key 'lisen' in [server] (did you mean 'listen'?)",
-    ),
-    ('[server]\n\nfirst_byte_timeout = "10 minutes"\n', 3, "invalid duration '10 minutes'"),
-    ('[server]\nmax_body_size = "10q"\n', 2, "invalid size '10q'"),
+    ("[server]\nlisten = [\"127.0.0.1\"]\n", 2, "listen: invalid address"),
+    ("[server]\nlisen = [\"127.0.0.1:1\"]\n", 2, "unknown key 'lisen' in [server] (did you mean 'listen'?)"),
+    ("[server]\n\nfirst_byte_timeout = \"10 minutes\"\n", 3, "invalid duration '10 minutes'"),
+    ("[server]\nmax_body_size = \"10q\"\n", 2, "invalid size '10q'"),
     ("[server]\nworkers = 0\n", 2, "workers: expected a whole number"),
-    ('[server]\naccess_log_format = "xml"\n', 2, "expected one of 'combined', 'json'"),
-    ('[server]\ntrusted_proxies = ["10.0.0.0/33"]\n', 2, "invalid network"),
-    ('[docker]\nenabled = "yes"\n', 2, 'expected true, false or "auto"'),
-    (
-        "[dockre]\nenabled = true\n",
-        1,
-        "unknown key 'dockre' in the config file (did you mean 'docker'?)",
-    ),
+    ("[server]\naccess_log_format = \"xml\"\n", 2, "expected one of 'combined', 'json'"),
+    ("[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n", 2, "invalid network"),
+    ("[docker]\nenabled = \"yes\"\n", 2, "expected true, false or \"auto\""),
+    ("[dockre]\nenabled = true\n", 1, "unknown key 'dockre' in the config file (did you mean 'docker'?)"),
     ("listen = 3\n", 1, "unknown key 'listen' in the config file"),
     ("server = 3\n", 1, "'server' must be a table"),
     ("[server]\nlisten = [\n", 2, "TOML syntax error"),
-    ('[server]\nadmin = "127.0.0.1:8081"\nadmin = false\n', 3, "TOML syntax error"),
-    (
-        '[[site]]\nname = "a"\nhosts = ["~^(x"]\nbackends = ["h:1"]\n',
-        3,
-        "invalid host regex '~^(x'",
-    ),
-    (
-        '[[site]]\nname = "a"\nhosts = ["a*b.test"]\nbackends = ["h:1"]\n',
-        3,
-        "'*' only as the first or last label",
-    ),
-    (
-        '[[site]]\nname = "a"\nhots = ["a.test"]\nbackends = ["h:1"]\n',
-        3,
-        "unknown key 'hots' in [[site]] (did you mean 'hosts'?)",
-    ),
-    ('[[site]]\nhosts = ["a.test"]\nbackends = ["h:1"]\n', 1, "missing key 'name'"),
-    ('[[site]]\nname = "a"\nbackends = ["h:1"]\n', 1, "has no hosts"),
-    ('[[site]]\nname = "a"\nhosts = "a.test"\n', 1, "has no backends"),
-    ('[[site]]\nname = "a"\nhosts = "a.test"\nbackends = []\n', 4, "at least one backend"),
-    (
-        '[[site]]\nname = "a"\nhosts = "a.test"\nbackends = ["h:1"]\npath = "/a"\npaths = ["/b"]\n',
-        6,
-        "either 'path' or 'paths'",
-    ),
-    (
-        '[[site]]\nname = "a"\nhosts = "a.test"\nbackends = ["h:1"]\npath = "api"\n',
-        5,
-        'starting with "/"',
-    ),
-    (
-        '[[site]]\nname = "a"\nhosts = "a.test"\nbackends = ["h:1"]\ndefault = "yes"\n',
-        5,
-        "default: expected true or false",
-    ),
-    (
-        '[[site]]\nname = "a"\nhosts = "a.test"\nbackends = ["h:1"]\nfirst_byte_timeout = "soon"\n',
-        5,
-        "invalid duration 'soon'",
-    ),
+    ("[server]\nadmin = \"127.0.0.1:8081\"\nadmin = false\n", 3, "TOML syntax error"),
+    ("[[site]]\nname = \"a\"\nhosts = [\"~^(x\"]\nbackends = [\"h:1\"]\n", 3, "invalid host regex '~^(x'"),
+    ("[[site]]\nname = \"a\"\nhosts = [\"a*b.test\"]\nbackends = [\"h:1\"]\n", 3, "'*' only as the first or last label"),
+    ("[[site]]\nname = \"a\"\nhots = [\"a.test\"]\nbackends = [\"h:1\"]\n", 3, "unknown key 'hots' in [[site]] (did you mean 'hosts'?)"),
+    ("[[site]]\nhosts = [\"a.test\"]\nbackends = [\"h:1\"]\n", 1, "missing key 'name'"),
+    ("[[site]]\nname = \"a\"\nbackends = [\"h:1\"]\n", 1, "has no hosts"),
+    ("[[site]]\nname = \"a\"\nhosts = \"a.test\"\n", 1, "has no backends"),
+    ("[[site]]\nname = \"a\"\nhosts = \"a.test\"\nbackends = []\n", 4, "at least one backend"),
+    ("[[site]]\nname = \"a\"\nhosts = \"a.test\"\nbackends = [\"h:1\"]\npath = \"/a\"\npaths = [\"/b\"]\n", 6, "either 'path' or 'paths'"),
+    ("[[site]]\nname = \"a\"\nhosts = \"a.test\"\nbackends = [\"h:1\"]\npath = \"api\"\n", 5, "starting with \"/\""),
+    ("[[site]]\nname = \"a\"\nhosts = \"a.test\"\nbackends = [\"h:1\"]\ndefault = \"yes\"\n", 5, "default: expected true or false"),
+    ("[[site]]\nname = \"a\"\nhosts = \"a.test\"\nbackends = [\"h:1\"]\nfirst_byte_timeout = \"soon\"\n", 5, "invalid duration 'soon'"),
     # the problem is in the third [[site]]: its own line, not the first one's
     (
-        '[[site]]\nname = "a"\nhosts = "a.test"\nbackends = ["h:1"]\n\n'
-        '[[site]]\nname = "b"\nhosts = "b.test"\nbackends = ["h:1"]\n\n'
-        '[[site]]\nname = "c"\nhosts = "c.test"\nbackends = ["h:1"]\nconnect_timeout = "x"\n',
+        "[[site]]\nname = \"a\"\nhosts = \"a.test\"\nbackends = [\"h:1\"]\n\n"
+        "[[site]]\nname = \"b\"\nhosts = \"b.test\"\nbackends = [\"h:1\"]\n\n"
+        "[[site]]\nname = \"c\"\nhosts = \"c.test\"\nbackends = [\"h:1\"]\nconnect_timeout = \"x\"\n",
         15,
         "connect_timeout: invalid duration",
     ),
     (
-        '[[site]]\nname = "a"\nhosts = "a.test"\nbackends = ["h:1"]\n\n'
-        '[[site]]\nname = "a"\nhosts = "b.test"\nbackends = ["h:1"]\n',
+        "[[site]]\nname = \"a\"\nhosts = \"a.test\"\nbackends = [\"h:1\"]\n\n"
+        "[[site]]\nname = \"a\"\nhosts = \"b.test\"\nbackends = [\"h:1\"]\n",
         6,
         "duplicate site name 'a' (first at",
     ),
@@ -276,14 +240,10 @@ def test_parse_sites_with_inherited_defaults() -> None:
 @pytest.mark.parametrize(
     ("text", "line", "reason"),
     [
-        ('[server]\nlisten = ["h:1"]\n', 1, "unknown key 'server' in a site file"),
+        ("[server]\nlisten = [\"h:1\"]\n", 1, "unknown key 'server' in a site file"),
         ("site = 1\n", 1, "'site' must be an array of tables"),
         ("[[site]\n", 1, "TOML syntax error"),
-        (
-            "\n\n[[site]]\nname = \"x\"\nhosts = 'x.test'\nbackends = ['h:1']\nbackend = 1\n",
-            7,
-            "did you mean 'backends'",
-        ),
+        ("\n\n[[site]]\nname = \"x\"\nhosts = 'x.test'\nbackends = ['h:1']\nbackend = 1\n", 7, "did you mean 'backends'"),
     ],
 )
 def test_parse_sites_problems(text: str, line: int, reason: str) -> None:

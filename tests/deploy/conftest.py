@@ -27,9 +27,7 @@ def _docker_ready() -> bool:
     return subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0
 
 
-needs_docker = pytest.mark.skipif(
-    not _docker_ready(), reason="needs git, vagrant and Docker (make system)"
-)
+needs_docker = pytest.mark.skipif(not _docker_ready(), reason="needs git, vagrant and Docker (make system)")
 
 
 class GitRepo:
@@ -42,20 +40,10 @@ class GitRepo:
         self.url = f"file://{path}"
 
     def git(self, *args: str) -> str:
-        env = {
-            **os.environ,
-            "GIT_AUTHOR_NAME": "t",
-            "GIT_AUTHOR_EMAIL": "t@test",
-            "GIT_COMMITTER_NAME": "t",
-            "GIT_COMMITTER_EMAIL": "t@test",
-        }
-        done = subprocess.run(
-            ["git", "-C", str(self.path), *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=True,
-        )
+        env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@test",
+               "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@test"}
+        done = subprocess.run(["git", "-C", str(self.path), *args], capture_output=True,
+                              text=True, env=env, check=True)
         return done.stdout.strip()
 
     def commit(self, files: dict[str, str], message: str = "change") -> str:
@@ -92,12 +80,8 @@ class DeployBench:
 
     def vhostd(self, *args: str, timeout: float = 240) -> Run:
         done = subprocess.run(
-            [VHOSTD, *args, "--config", str(self.proxy.config_path)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=self.proxy.workdir,
-            check=False,
+            [VHOSTD, *args, "--config", str(self.proxy.config_path)], capture_output=True,
+            text=True, timeout=timeout, cwd=self.proxy.workdir, check=False,
         )
         return Run(done.returncode, done.stdout, done.stderr)
 
@@ -108,27 +92,15 @@ def _cleanup(bench: DeployBench) -> None:
             bench.vhostd("undeploy", record.stem, "--purge")
     for kind in ("container", "network"):
         listed = subprocess.run(
-            [
-                "docker",
-                kind,
-                "ls",
-                "-aq" if kind == "container" else "-q",
-                "--filter",
-                f"name={bench.prefix}",
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
+            ["docker", kind, "ls", "-aq" if kind == "container" else "-q",
+             "--filter", f"name={bench.prefix}"],
+            capture_output=True, text=True, check=False,
         ).stdout.split()
         if listed:
             verb = ["rm", "-f"] if kind == "container" else ["rm"]
             subprocess.run(["docker", kind, *verb, *listed], capture_output=True, check=False)
-    images = subprocess.run(
-        ["docker", "images", "-q", f"vhostd-deploy-{bench.prefix}*"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.split()
+    images = subprocess.run(["docker", "images", "-q", f"vhostd-deploy-{bench.prefix}*"],
+                            capture_output=True, text=True, check=False).stdout.split()
     if images:
         subprocess.run(["docker", "rmi", "-f", *set(images)], capture_output=True, check=False)
 

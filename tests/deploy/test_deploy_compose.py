@@ -18,9 +18,9 @@ pytestmark = [needs_docker, pytest.mark.docker]
 
 
 def compose_file(image: str, version: str, port_env: str = "") -> str:
-    env = f'      PORT: "{port_env}"\n' if port_env else ""
+    env = f"      PORT: \"{port_env}\"\n" if port_env else ""
     return (
-        'version: "3.7"\n'
+        "version: \"3.7\"\n"
         "services:\n"
         "  worker:\n"
         f"    image: {image}\n"
@@ -28,7 +28,7 @@ def compose_file(image: str, version: str, port_env: str = "") -> str:
         "      RESPONDER_NAME: worker\n"
         "  web:\n"
         f"    image: {image}\n"
-        '    expose: ["80"]\n'
+        "    expose: [\"80\"]\n"
         "    environment:\n"
         f"      RESPONDER_NAME: {version}\n"
         f"{env}"
@@ -61,9 +61,7 @@ def test_deploy_redeploy_undeploy_a_compose_project(
 
     listed = bench.vhostd("projects")
     assert listed.code == 0
-    assert re.search(
-        rf"^{name}\s+http://{host}:{proxy.port}/\s+compose\s+running\s+20", listed.out, re.M
-    )
+    assert re.search(rf"^{name}\s+http://{host}:{proxy.port}/\s+compose\s+running\s+20", listed.out, re.M)
 
     # deploying again: pull the new commit, restart, keep the login (no new password)
     commit = repo.commit({"docker-compose.yml": compose_file(bench.image, "v2")})
@@ -85,12 +83,8 @@ def test_deploy_redeploy_undeploy_a_compose_project(
     assert (response.status, response.body) == (200, b"v2 /\n")
     record = json.loads((bench.projects_dir / ".deploys" / f"{name}.json").read_text())
     assert record["commit"] == commit
-    checkout_head = subprocess.run(
-        ["git", "-C", str(bench.projects_dir / name), "rev-parse", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    checkout_head = subprocess.run(["git", "-C", str(bench.projects_dir / name), "rev-parse", "HEAD"],
+                                   capture_output=True, text=True, check=True).stdout.strip()
     assert checkout_head == commit
 
     gone = bench.vhostd("undeploy", name)
@@ -113,9 +107,7 @@ def test_deploy_redeploy_undeploy_a_compose_project(
 def _left_behind(bench: DeployBench, name: str) -> dict[str, object]:
     """Whatever a failed deploy could leave: checkout, record, login files, containers."""
     containers = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", f"name={name}"],
-        capture_output=True,
-        text=True,
+        ["docker", "ps", "-aq", "--filter", f"name={name}"], capture_output=True, text=True,
         check=False,
     ).stdout.split()
     return {
@@ -133,14 +125,8 @@ NOTHING = {"files": [], "checkout": False, "record": False, "logins": [], "conta
 def test_failed_deploys_roll_back_everything(
     bench: DeployBench, make_repo: Callable[[str], GitRepo]
 ) -> None:
-    bad = bench.vhostd(
-        "deploy",
-        str(bench.proxy.workdir / "no-such-repo"),
-        "--name",
-        f"{bench.prefix}-bad",
-        "--auth",
-        "bob",
-    )
+    bad = bench.vhostd("deploy", str(bench.proxy.workdir / "no-such-repo"),
+                       "--name", f"{bench.prefix}-bad", "--auth", "bob")
     assert bad.code == 1 and "does not appear to be a git repository" in bad.err, bad.err
     assert "Traceback" not in bad.err
     assert _left_behind(bench, f"{bench.prefix}-bad") == NOTHING

@@ -19,9 +19,7 @@ pytestmark = [needs_docker, pytest.mark.docker]
 def containers(name: str) -> list[str]:
     return subprocess.run(
         ["docker", "ps", "-a", "--filter", f"label=vhostd.deploy={name}", "--format", "{{.Names}}"],
-        capture_output=True,
-        text=True,
-        check=True,
+        capture_output=True, text=True, check=True,
     ).stdout.split()
 
 
@@ -72,12 +70,8 @@ def test_dockerfile_project_keeps_answering_while_redeployed(
     assert gone.code == 0, gone.err + gone.out
     assert containers(name) == []
     assert not (bench.projects_dir / name).exists()
-    images = subprocess.run(
-        ["docker", "images", "-q", f"vhostd-deploy-{name}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
+    images = subprocess.run(["docker", "images", "-q", f"vhostd-deploy-{name}"],
+                            capture_output=True, text=True, check=True).stdout.split()
     assert images == []
     wait_for(lambda: bench.proxy.request("/", host=host).status == 503, timeout=5)
 
@@ -102,20 +96,15 @@ def test_vagrant_project_is_declared_brought_up_and_destroyed(
     name = f"{bench.prefix}-vm"
     checkout = bench.projects_dir / name
     try:
-        up = bench.vhostd(
-            "deploy", repo.url, "--name", name, "--host", "vm.deploy.test", "--auth", "carol"
-        )
+        up = bench.vhostd("deploy", repo.url, "--name", name, "--host", "vm.deploy.test",
+                          "--auth", "carol")
         assert up.code == 0, up.err + up.out
         assert "vagrant project (Vagrantfile)" in up.out and "==> vagrant up" in up.out
         assert bench.proxy.request("/", host="vm.deploy.test").status == 401
         declared = (checkout / "vhost.toml").read_text()
         assert 'hosts = ["vm.deploy.test"]' in declared
-        status = subprocess.run(
-            ["git", "-C", str(checkout), "status", "--porcelain"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
+        status = subprocess.run(["git", "-C", str(checkout), "status", "--porcelain"],
+                                capture_output=True, text=True, check=True).stdout
         assert status == ""  # the generated declaration stays out of the way of later pulls
         assert "vagrant" in bench.vhostd("projects").out
 
@@ -135,15 +124,8 @@ def test_vagrant_project_is_declared_brought_up_and_destroyed(
         failed = bench.vhostd("deploy", repo.url, "--name", name, "--timeout", "3")
         assert failed.code == 1 and "did not answer" in failed.err, failed.err + failed.out
         assert "rollback: bring the previous version back up" in failed.out
-        wait_for(
-            lambda: (
-                bench.proxy.request(
-                    "/", host="vm.deploy.test", headers={"Authorization": login}
-                ).body
-                == b"vm2 /\n"
-            ),
-            timeout=5,
-        )
+        wait_for(lambda: bench.proxy.request(
+            "/", host="vm.deploy.test", headers={"Authorization": login}).body == b"vm2 /\n", timeout=5)
         listed = bench.vhostd("projects").out
         assert f"{name}  http://vm.deploy.test:{bench.proxy.port}/  vagrant  running" in listed
 
@@ -156,13 +138,6 @@ def test_vagrant_project_is_declared_brought_up_and_destroyed(
         wait_for(lambda: "vagrant:" not in str(bench.proxy.admin_json("/api/routes")), timeout=5)
     finally:
         if checkout.exists():
-            subprocess.run(
-                ["vagrant", "destroy", "-f"],
-                cwd=checkout,
-                capture_output=True,
-                env={
-                    "PATH": "/usr/bin:/bin:/usr/local/bin",
-                    "VAGRANT_HOME": str(bench.vagrant_home),
-                },
-                check=False,
-            )
+            subprocess.run(["vagrant", "destroy", "-f"], cwd=checkout, capture_output=True,
+                           env={"PATH": "/usr/bin:/bin:/usr/local/bin",
+                                "VAGRANT_HOME": str(bench.vagrant_home)}, check=False)

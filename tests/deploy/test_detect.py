@@ -35,10 +35,7 @@ def test_unusable_names_are_refused(name: str) -> None:
 
 def test_hosts_default_to_name_dot_domain_and_are_validated() -> None:
     assert detect.project_hosts("shop", [], "preview.test") == ("shop.preview.test",)
-    assert detect.project_hosts("shop", ["a.test", "a.test", "*.b.test"], "x") == (
-        "a.test",
-        "*.b.test",
-    )
+    assert detect.project_hosts("shop", ["a.test", "a.test", "*.b.test"], "x") == ("a.test", "*.b.test")
     with pytest.raises(VhostdError, match="one host per --host"):
         detect.project_hosts("shop", ["a.test,b.test"], "x")
     with pytest.raises(VhostdError, match="--host"):
@@ -50,10 +47,7 @@ def test_hosts_default_to_name_dot_domain_and_are_validated() -> None:
 @pytest.mark.parametrize(
     "files, kind",
     [
-        (
-            ["README", "docker-compose.yml", "Dockerfile", "Vagrantfile"],
-            ("compose", "docker-compose.yml"),
-        ),
+        (["README", "docker-compose.yml", "Dockerfile", "Vagrantfile"], ("compose", "docker-compose.yml")),
         (["compose.yaml", "docker-compose.yml"], ("compose", "compose.yaml")),
         (["Dockerfile", "Vagrantfile"], ("dockerfile", "Dockerfile")),
         (["Vagrantfile"], ("vagrant", "Vagrantfile")),
@@ -87,9 +81,7 @@ COMPOSE = {
         ({"db": {}, "web": {}}, "db", "db"),
     ],
 )
-def test_web_service_choice(
-    services: dict[str, dict[str, object]], wanted: str | None, service: str
-) -> None:
+def test_web_service_choice(services: dict[str, dict[str, object]], wanted: str | None, service: str) -> None:
     assert detect.web_service({"services": services}, wanted) == service
 
 
@@ -114,15 +106,9 @@ def test_compose_override_labels_the_web_service() -> None:
     override = detect.compose_override(COMPOSE, "front", ("a.test", "b.test"), 3000, "shop")
     assert override == {
         "version": "3.7",
-        "services": {
-            "front": {
-                "labels": {
-                    "vhostd.host": "a.test,b.test",
-                    "vhostd.port": "3000",
-                    "vhostd.deploy": "shop",
-                }
-            }
-        },
+        "services": {"front": {"labels": {
+            "vhostd.host": "a.test,b.test", "vhostd.port": "3000", "vhostd.deploy": "shop",
+        }}},
     }
     no_port = detect.compose_override({"services": {}}, "web", ("a.test",), None, "x")
     assert "vhostd.port" not in no_port["services"]["web"]["labels"] and "version" not in no_port
@@ -136,16 +122,9 @@ def test_generated_vagrant_declaration_is_valid_and_escaped() -> None:
 
 
 def test_record_round_trip_and_urls() -> None:
-    record = ProjectRecord(
-        name="shop",
-        repo="r",
-        branch="main",
-        kind="compose",
-        hosts=("shop.test",),
-        url="http://shop.test:8080/",
-        checkout="/p/shop",
-        auth_targets=("shop.test",),
-    )
+    record = ProjectRecord(name="shop", repo="r", branch="main", kind="compose",
+                           hosts=("shop.test",), url="http://shop.test:8080/", checkout="/p/shop",
+                           auth_targets=("shop.test",))
     assert ProjectRecord.from_json(record.to_json(), "x") == record
     with pytest.raises(VhostdError, match="unreadable deploy record"):
         ProjectRecord.from_json("{", "x")

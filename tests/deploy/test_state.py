@@ -14,18 +14,8 @@ from vhostd.errors import VhostdError
 
 def test_records_are_listed_by_name_and_survive_a_round_trip(tmp_path: Path) -> None:
     for name in ("b", "a"):
-        save_record(
-            str(tmp_path),
-            ProjectRecord(
-                name,
-                "repo",
-                "main",
-                "compose",
-                (f"{name}.test",),
-                f"http://{name}.test/",
-                str(tmp_path / name),
-            ),
-        )
+        save_record(str(tmp_path), ProjectRecord(name, "repo", "main", "compose", (f"{name}.test",),
+                                                 f"http://{name}.test/", str(tmp_path / name)))
     assert [r.name for r in all_records(str(tmp_path))] == ["a", "b"]
     assert load_record(str(tmp_path), "a") == all_records(str(tmp_path))[0]
     assert load_record(str(tmp_path), "zzz") is None

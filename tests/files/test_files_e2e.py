@@ -64,9 +64,7 @@ def test_add_change_remove_a_site_under_load_with_zero_failures(
 
         start = time.monotonic()
         (sites_dir / "new.toml").write_text(site("new", "new.test", two))
-        wait_for(
-            lambda: proxy.request("/name", host="new.test").body == b"two", timeout=RELOAD_DEADLINE
-        )
+        wait_for(lambda: proxy.request("/name", host="new.test").body == b"two", timeout=RELOAD_DEADLINE)
         changed = time.monotonic() - start
 
         start = time.monotonic()
@@ -76,10 +74,8 @@ def test_add_change_remove_a_site_under_load_with_zero_failures(
     finally:
         done.set()
         loader.join(30)
-    print(
-        f"live after: add {added:.3f}s, change {changed:.3f}s, remove {removed:.3f}s; "
-        f"{sent} requests under load"
-    )
+    print(f"live after: add {added:.3f}s, change {changed:.3f}s, remove {removed:.3f}s; "
+          f"{sent} requests under load")
     assert sent > 0
     assert failures == []
 
@@ -113,10 +109,7 @@ def test_demo_example_serves_its_page(tmp_path: Path) -> None:
         path.write_text(re.sub(r'enabled = "auto"', "enabled = false", text))
     log = open(tmp_path / "log", "wb")
     process = subprocess.Popen(
-        [VHOSTD, "serve", "--config", str(demo / "vhostd.toml")],
-        stdout=log,
-        stderr=log,
-        cwd=tmp_path,
+        [VHOSTD, "serve", "--config", str(demo / "vhostd.toml")], stdout=log, stderr=log, cwd=tmp_path
     )
 
     def get(host: str, path: str = "/") -> Response:

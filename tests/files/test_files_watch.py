@@ -43,9 +43,7 @@ class Recorder:
             if self.snapshots and condition(self.last):
                 return time.monotonic() - start
             await asyncio.sleep(0.02)
-        raise AssertionError(
-            f"no matching snapshot within {deadline}s; last: {self.snapshots[-1:]}"
-        )
+        raise AssertionError(f"no matching snapshot within {deadline}s; last: {self.snapshots[-1:]}")
 
 
 def hosts_of(snapshot: Snapshot) -> set[str]:
@@ -112,7 +110,7 @@ def test_broken_file_reported_once_and_last_good_kept(tmp_path: Path) -> None:
     (tmp_path / "sites.d" / "a.toml").write_text(site("a", "a.test"))
 
     async def scenario(rec: Recorder, sites: Path, _htpasswd: Path) -> None:
-        (sites / "a.toml").write_text(site("a", "a.test") + 'max_body_size = "lots"\n')
+        (sites / "a.toml").write_text(site("a", "a.test") + "max_body_size = \"lots\"\n")
         await rec.wait_for(lambda s: bool(s.problems))
         broken = rec.last
         assert hosts_of(broken) == {"a.test"}  # the last good version still routes

@@ -22,13 +22,8 @@ def test_longest_path_prefix_and_dest(make_origin, make_proxy):
     proxy = make_proxy(
         [
             {"name": "main", "hosts": ["a.test"], "backends": [main.url]},
-            {
-                "name": "api",
-                "hosts": ["a.test"],
-                "path": "/api/",
-                "dest": "/echo/",
-                "backends": [api.url],
-            },
+            {"name": "api", "hosts": ["a.test"], "path": "/api/", "dest": "/echo/",
+             "backends": [api.url]},
         ]
     )
     response = proxy.request("/api/v1?x=1", host="a.test")
@@ -147,12 +142,7 @@ def test_body_over_max_body_size_gets_413_and_never_reaches_backend(origin, make
     with proxy.connect() as sock:
         sock.sendall(
             b"POST /sink HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n"
-            + b"400\r\n"
-            + b"y" * 1024
-            + b"\r\n"
-            + b"400\r\n"
-            + b"y" * 1024
-            + b"\r\n0\r\n\r\n"
+            + b"400\r\n" + b"y" * 1024 + b"\r\n" + b"400\r\n" + b"y" * 1024 + b"\r\n0\r\n\r\n"
         )
         assert read_response(sock).status == 413
     assert all(r.target != "/echo" for r in origin.received)
@@ -165,12 +155,8 @@ def test_unreachable_backend_is_502_and_default_site_catches_unknown_hosts(origi
         proxy = make_proxy(
             [
                 {"name": "dead", "hosts": ["dead.test"], "backends": [dead]},
-                {
-                    "name": "fallback",
-                    "hosts": ["fallback.test"],
-                    "default": True,
-                    "backends": [origin.url],
-                },
+                {"name": "fallback", "hosts": ["fallback.test"], "default": True,
+                 "backends": [origin.url]},
             ]
         )
         assert proxy.request("/", host="dead.test").status == 502

@@ -29,7 +29,7 @@ HEADS = [
     b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nKeep-Alive: timeout=5\r\nContent-Length: 3\r\n\r\n",
     b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\n",
     b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n",
-    b'HTTP/1.1 304 Not Modified\r\nETag: "x"\r\nConnection: upgrade, keep-alive\r\n\r\n',
+    b"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\nConnection: upgrade, keep-alive\r\n\r\n",
     b"HTTP/1.1 503\r\nContent-Length: 00007\r\nRetry-After: 1\r\nTE: trailers\r\n\r\n",
     b"HTTP/1.1 302 Found\r\nLocation: /\xc3\xa9t\xc3\xa9\r\nSet-Cookie: a=b; Path=/\r\n"
     b"Set-Cookie: c=d\r\nProxy: x\r\nUpgrade: h2c\r\nTrailer: x\r\nContent-Length: 5\r\n\r\n",
@@ -245,11 +245,8 @@ VALUES = {b"connection": b"close", b"proxy-connection": b"close", b"content-leng
 
 
 def _case_variants(name: bytes) -> list[bytes]:
-    return [
-        name.upper(),
-        name.title(),
-        bytes(c ^ 0x20 if i % 2 and chr(c).isalpha() else c for i, c in enumerate(name)),
-    ]
+    return [name.upper(), name.title(), bytes(c ^ 0x20 if i % 2 and chr(c).isalpha() else c
+                                               for i, c in enumerate(name))]
 
 
 def _same_reading(first: tuple | None, second: tuple | None) -> bool:

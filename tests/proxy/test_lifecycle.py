@@ -11,7 +11,10 @@ from tests.support.vhostd import build_request, read_response, wait_for
 
 
 def site_file(name: str, host: str, url: str, path: str = "/") -> str:
-    return f'[[site]]\nname = "{name}"\nhosts = ["{host}"]\npath = "{path}"\nbackends = ["{url}"]\n'
+    return (
+        f'[[site]]\nname = "{name}"\nhosts = ["{host}"]\npath = "{path}"\n'
+        f'backends = ["{url}"]\n'
+    )
 
 
 class LoadLoop:
@@ -53,7 +56,9 @@ class LoadLoop:
 
 def test_site_files_add_change_remove_under_load_without_failures(make_origin, make_proxy):
     one, two = make_origin("one"), make_origin("two")
-    proxy = make_proxy([{"name": "steady", "hosts": ["steady.test"], "backends": [one.url]}])
+    proxy = make_proxy(
+        [{"name": "steady", "hosts": ["steady.test"], "backends": [one.url]}]
+    )
     sites = proxy.workdir / "sites.d"
     with LoadLoop(proxy, "steady.test") as load:
         (sites / "new.toml").write_text(site_file("new", "new.test", one.url))
@@ -117,12 +122,8 @@ def test_access_log_json_lines(origin, make_proxy, tmp_path):
     proxy.request("/echo?x=1", headers={"User-Agent": "pytest"})
     proxy.request("/echo", host="nowhere.test")
     lines = wait_for(
-        lambda: (
-            log_path.exists()
-            and len(log_path.read_text().splitlines()) >= 2
-            and log_path.read_text().splitlines()
-        ),
-        timeout=5,
+        lambda: log_path.exists() and len(log_path.read_text().splitlines()) >= 2 and
+        log_path.read_text().splitlines(), timeout=5
     )
     first, second = (json.loads(line) for line in lines[:2])
     assert first["status"] == 200 and first["target"] == "/echo?x=1"

@@ -88,9 +88,7 @@ def test_request_headers_are_classified_as_they_arrive():
 def test_trusted_forwarding_appends_and_keeps_client_values():
     text = trusted_forwarding(
         [(b"X-Forwarded-For", b"203.0.113.9"), (b"X-Forwarded-Proto", b"https")],
-        b"10.0.0.1",
-        b"a.test",
-        b"80",
+        b"10.0.0.1", b"a.test", b"80",
     )
     assert b"X-Forwarded-For: 203.0.113.9, 10.0.0.1\r\n" in text
     assert b"X-Forwarded-Proto: https\r\n" in text

@@ -447,7 +447,9 @@ def test_an_interim_response_before_a_large_body(raw_backend, make_proxy):
 # --- whole heads read in one call, split heads parsed: both on one connection ------------
 
 
-def test_heads_split_anywhere_alternate_with_whole_ones_on_one_connection(raw_backend, make_proxy):
+def test_heads_split_anywhere_alternate_with_whole_ones_on_one_connection(
+    raw_backend, make_proxy
+):
     answers = [
         b"HTTP/1.1 200 OK\r\nX-Kind: whole\r\nContent-Length: 5\r\n\r\nwhole",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nchunk\r\n0\r\n\r\n",

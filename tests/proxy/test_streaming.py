@@ -74,7 +74,9 @@ def test_1gib_upload_streams_in_bounded_memory(origin, make_proxy):
     baseline = rss_kib(proxy.process.pid)
     block = b"u" * (1 << 20)
     with PeakRss(proxy.process.pid) as rss, proxy.connect(timeout=60) as sock:
-        sock.sendall(b"POST /sink HTTP/1.1\r\nHost: a.test\r\nContent-Length: %d\r\n\r\n" % GIB)
+        sock.sendall(
+            b"POST /sink HTTP/1.1\r\nHost: a.test\r\nContent-Length: %d\r\n\r\n" % GIB
+        )
         for _ in range(GIB // len(block)):
             sock.sendall(block)
         response = read_response(sock, timeout=60)

@@ -17,9 +17,8 @@ def test_workers_share_the_port_and_all_follow_a_new_site(origin, make_proxy):
     proxy = make_proxy(
         [{"name": "a", "hosts": ["a.test"], "backends": [origin.url]}], server={"workers": 2}
     )
-    workers = wait_for(
-        lambda: len(children_of(proxy.process.pid)) == 2 and children_of(proxy.process.pid)
-    )
+    workers = wait_for(lambda: len(children_of(proxy.process.pid)) == 2 and
+                       children_of(proxy.process.pid))
     (proxy.workdir / "sites.d" / "b.toml").write_text(
         f'[[site]]\nname = "b"\nhosts = ["b.test"]\nbackends = ["{origin.url}"]\n'
     )
@@ -29,6 +28,4 @@ def test_workers_share_the_port_and_all_follow_a_new_site(origin, make_proxy):
     proxy.process.send_signal(signal.SIGTERM)
     assert proxy.process.wait(15) == 0
     for pid in workers:
-        assert (
-            not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
-        )
+        assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"

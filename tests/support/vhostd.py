@@ -1,7 +1,7 @@
 """Run `vhostd serve` as a real subprocess on free loopback ports, and talk to it.
 
-with VhostdProcess(tmp_path, sites=[...]) as proxy:
-    status, headers, body = proxy.get("/", host="a.test")
+    with VhostdProcess(tmp_path, sites=[...]) as proxy:
+        status, headers, body = proxy.get("/", host="a.test")
 """
 
 from __future__ import annotations
@@ -119,9 +119,7 @@ class _Reader:
             _PENDING[self.sock] = self.buffer
 
 
-def read_response(
-    sock: socket.socket, head_request: bool = False, timeout: float = 10.0
-) -> Response:
+def read_response(sock: socket.socket, head_request: bool = False, timeout: float = 10.0) -> Response:
     """Read exactly one final response from `sock`, keeping any bytes that follow it.
 
     A body cut short by the peer closing is returned as read (complete = False).
@@ -262,9 +260,7 @@ class VhostdProcess:
 
     def admin_json(self, path: str) -> Any:
         with socket.create_connection(("127.0.0.1", self.admin_port), timeout=5) as sock:
-            sock.sendall(
-                f"GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n".encode()
-            )
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n".encode())
             return read_response(sock).json()
 
 

@@ -58,17 +58,10 @@ class VagrantProject:
 
     def vagrant(self, *args: str) -> str:
         done = subprocess.run(
-            ["vagrant", *args],
-            cwd=self.directory,
-            capture_output=True,
-            text=True,
-            timeout=180,
-            env={**os.environ, "VAGRANT_HOME": str(self.home)},
-            check=False,
+            ["vagrant", *args], cwd=self.directory, capture_output=True, text=True, timeout=180,
+            env={**os.environ, "VAGRANT_HOME": str(self.home)}, check=False,
         )
-        assert done.returncode == 0, (
-            f"vagrant {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-        )
+        assert done.returncode == 0, f"vagrant {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
         return done.stdout
 
     def container_id(self) -> str | None:
@@ -95,12 +88,7 @@ def make_vagrant_project(tmp_path: Path, vagrant_home: Path) -> Iterator[object]
     yield make
     for project in made:
         container = project.container_id()
-        subprocess.run(
-            ["vagrant", "destroy", "-f"],
-            cwd=project.directory,
-            capture_output=True,
-            env={**os.environ, "VAGRANT_HOME": str(vagrant_home)},
-            check=False,
-        )
+        subprocess.run(["vagrant", "destroy", "-f"], cwd=project.directory, capture_output=True,
+                       env={**os.environ, "VAGRANT_HOME": str(vagrant_home)}, check=False)
         if container:
             subprocess.run(["docker", "rm", "-f", container], capture_output=True, check=False)

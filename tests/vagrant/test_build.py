@@ -23,43 +23,24 @@ INDEX = json.dumps(
     {
         "version": 1,
         "machines": {
-            "u2": {
-                "local_data_path": "/p/b/.vagrant",
-                "name": "db",
-                "provider": "virtualbox",
-                "state": "poweroff",
-                "vagrantfile_name": None,
-                "vagrantfile_path": "/p/b",
-                "updated_at": None,
-                "extra_data": {},
-            },
-            "u1": {
-                "local_data_path": "/p/a/.vagrant",
-                "name": "web",
-                "provider": "docker",
-                "state": "running",
-                "vagrantfile_name": None,
-                "vagrantfile_path": "/p/a",
-                "updated_at": None,
-                "extra_data": {},
-            },
+            "u2": {"local_data_path": "/p/b/.vagrant", "name": "db", "provider": "virtualbox",
+                   "state": "poweroff", "vagrantfile_name": None, "vagrantfile_path": "/p/b",
+                   "updated_at": None, "extra_data": {}},
+            "u1": {"local_data_path": "/p/a/.vagrant", "name": "web", "provider": "docker",
+                   "state": "running", "vagrantfile_name": None, "vagrantfile_path": "/p/a",
+                   "updated_at": None, "extra_data": {}},
         },
     }
 )
 
 
-def record(
-    name: str = "web", provider: str = "docker", state: str = "running", project: str = "/p/app"
-) -> MachineRecord:
+def record(name: str = "web", provider: str = "docker", state: str = "running",
+           project: str = "/p/app") -> MachineRecord:
     return MachineRecord(f"uuid-{name}", name, provider, state, project, f"{project}/.vagrant")
 
 
-def project(
-    declaration: str | None,
-    *machines: MachineFacts,
-    vagrantfile: str = "",
-    project_dir: str = "/p/app",
-) -> ProjectFacts:
+def project(declaration: str | None, *machines: MachineFacts, vagrantfile: str = "",
+            project_dir: str = "/p/app") -> ProjectFacts:
     return ProjectFacts(project_dir, declaration, vagrantfile, machines)
 
 
@@ -97,9 +78,8 @@ def test_machine_index_edge_cases(text: str, machines: int, problem: str | None)
 
 
 def test_running_docker_machine_routes_to_its_container() -> None:
-    snap = build(
-        [project('hosts = ["app.test", "*.app.test"]\nport = 8000\n', MachineFacts(record(), UP))]
-    )
+    snap = build([project('hosts = ["app.test", "*.app.test"]\nport = 8000\n',
+                          MachineFacts(record(), UP))])
     assert snap.provider == "vagrant" and snap.problems == ()
     (site,) = snap.sites
     assert site.name == "app"
@@ -121,9 +101,7 @@ def test_running_docker_machine_routes_to_its_container() -> None:
 def test_docker_machine_without_running_container_is_a_stopped_project(
     state: str, container: ContainerFacts | None
 ) -> None:
-    snap = build(
-        [project('hosts = "app.test"\nport = 80', MachineFacts(record(state=state), container))]
-    )
+    snap = build([project('hosts = "app.test"\nport = 80', MachineFacts(record(state=state), container))])
     (site,) = snap.sites
     assert site.backends == ()
     assert site.unavailable_reason == PROJECT_STOPPED
@@ -138,27 +116,12 @@ def test_project_without_declaration_is_not_routed() -> None:
     "declaration, vagrantfile, state, backend, problem",
     [
         ('hosts="vm.test"\nport=80\naddress="192.168.56.10"', "", "running", "192.168.56.10", None),
-        (
-            'hosts="vm.test"\nport=80',
-            'config.vm.network "private_network", ip: "192.168.56.11"\n',
-            "running",
-            "192.168.56.11",
-            None,
-        ),
-        (
-            'hosts="vm.test"\nport=80',
-            "config.vm.network :private_network, :ip => '192.168.56.12'\n",
-            "running",
-            "192.168.56.12",
-            None,
-        ),
-        (
-            'hosts="vm.test"\nport=80',
-            '# config.vm.network "private_network", ip: "192.168.56.13"\n',
-            "running",
-            None,
-            "no address",
-        ),
+        ('hosts="vm.test"\nport=80',
+         'config.vm.network "private_network", ip: "192.168.56.11"\n', "running", "192.168.56.11", None),
+        ('hosts="vm.test"\nport=80',
+         "config.vm.network :private_network, :ip => '192.168.56.12'\n", "running", "192.168.56.12", None),
+        ('hosts="vm.test"\nport=80',
+         '# config.vm.network "private_network", ip: "192.168.56.13"\n', "running", None, "no address"),
         ('hosts="vm.test"\nport=80', "", "running", None, "no address"),
         ('hosts="vm.test"\nport=80\naddress="192.168.56.10"', "", "poweroff", None, None),
         ('hosts="vm.test"\nport=80\naddress="192.168.56.10"', "", "saved", None, None),
@@ -226,7 +189,7 @@ def test_several_machines_without_a_machine_key() -> None:
         ('hosts = "a.test"\nport = 80\nscheme = "ftp"', "`scheme`"),
         ('hosts = "a.test"\nport = 80\nprot = 1', "unknown key(s): prot"),
         ('hosts = "a.test"\nport = 80\nfirst_byte_timeout = "soon"', "positive duration"),
-        ("vhost = 3", "array of tables"),
+        ('vhost = 3', "array of tables"),
         ('name = "x"\n[[vhost]]\nhosts="a"\nport=1', "not both"),
     ],
 )

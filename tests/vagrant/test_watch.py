@@ -35,9 +35,7 @@ async def _until(
     """Wall-clock time of the first snapshot (still the latest) satisfying `condition`."""
     started = time.monotonic()
     while not (published and condition(published[-1][1])):
-        assert time.monotonic() - started < limit, (
-            f"not reflected within {limit}s: {published[-1:]}"
-        )
+        assert time.monotonic() - started < limit, f"not reflected within {limit}s: {published[-1:]}"
         await asyncio.sleep(0.02)
     first = len(published) - 1
     while first > 0 and condition(published[first - 1][1]):

@@ -121,7 +121,9 @@ def _embedded_default_text() -> str:
     return resources.files("vhostd").joinpath("default.toml").read_text(encoding="utf-8")
 
 
-def _section(name: str, table: object, lines: TomlLines, where: str) -> tuple[Any, list[Problem]]:
+def _section(
+    name: str, table: object, lines: TomlLines, where: str
+) -> tuple[Any, list[Problem]]:
     """One settings table → (settings object, problems). Bad keys keep their default."""
     cls, keys = _SECTIONS[name]
     problems: list[Problem] = []

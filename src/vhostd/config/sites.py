@@ -42,7 +42,7 @@ class TableKeyError(ValueError):
 
 
 def unknown_key_reason(key: str, table: str, allowed: Mapping[str, object] | set[str]) -> str:
-    """ "unknown key 'hots' in [[site]] (did you mean 'hosts'?)"."""
+    """"unknown key 'hots' in [[site]] (did you mean 'hosts'?)"."""
     close = difflib.get_close_matches(key, list(allowed), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return f"unknown key {key!r} in {table}{hint}"

@@ -21,40 +21,34 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def _type_name(value: object) -> str:
-    return {
-        bool: "a boolean",
-        int: "a number",
-        float: "a number",
-        str: "a string",
-        list: "a list",
-        dict: "a table",
-    }.get(type(value), type(value).__name__)
+    return {bool: "a boolean", int: "a number", float: "a number", str: "a string",
+            list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
 
 
 def duration(value: object) -> float:
-    """ "600s", "5m", "250ms", "1h" or a number of seconds → seconds (float, > 0)."""
+    """"600s", "5m", "250ms", "1h" or a number of seconds → seconds (float, > 0)."""
     if isinstance(value, bool):
-        raise ValueError(f'expected a duration such as "30s", got {_type_name(value)}')
+        raise ValueError(f"expected a duration such as \"30s\", got {_type_name(value)}")
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str):
         match = _DURATION.match(value)
         if not match:
             raise ValueError(
-                f'invalid duration {value!r}: use a number with ms, s, m or h ("600s", "5m")'
+                f"invalid duration {value!r}: use a number with ms, s, m or h (\"600s\", \"5m\")"
             )
         seconds = float(match.group(1)) * _DURATION_UNITS[(match.group(2) or "s").lower()]
     else:
-        raise ValueError(f'expected a duration such as "30s", got {_type_name(value)}')
+        raise ValueError(f"expected a duration such as \"30s\", got {_type_name(value)}")
     if seconds <= 0:
         raise ValueError(f"duration must be positive, got {value!r}")
     return seconds
 
 
 def size(value: object) -> int:
-    """ "512k", "10m", "1g" or a number of bytes → bytes (int, >= 0)."""
+    """"512k", "10m", "1g" or a number of bytes → bytes (int, >= 0)."""
     if isinstance(value, bool):
-        raise ValueError(f'expected a size such as "10m", got {_type_name(value)}')
+        raise ValueError(f"expected a size such as \"10m\", got {_type_name(value)}")
     if isinstance(value, int):
         count = value
     elif isinstance(value, str):
@@ -63,7 +57,7 @@ def size(value: object) -> int:
             raise ValueError(f"invalid size {value!r}: use bytes or a number with k, m or g")
         count = int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
     else:
-        raise ValueError(f'expected a size such as "10m", got {_type_name(value)}')
+        raise ValueError(f"expected a size such as \"10m\", got {_type_name(value)}")
     if count < 0:
         raise ValueError(f"size must not be negative, got {value!r}")
     return count
@@ -79,7 +73,7 @@ def bool_or_auto(value: object) -> bool | str:
     """true | false | "auto"."""
     if isinstance(value, bool) or value == "auto":
         return value  # type: ignore[return-value]
-    raise ValueError(f'expected true, false or "auto", got {value!r}')
+    raise ValueError(f"expected true, false or \"auto\", got {value!r}")
 
 
 def text(value: object) -> str:
@@ -120,17 +114,17 @@ def string_list(value: object, what: str = "string") -> tuple[str, ...]:
 
 
 def split_host_port(address: str) -> tuple[str, int]:
-    """ "127.0.0.1:8080", "[::1]:8080", "localhost:80" → (host, port). Raises ValueError."""
+    """"127.0.0.1:8080", "[::1]:8080", "localhost:80" → (host, port). Raises ValueError."""
     address = address.strip()
     if address.startswith("["):
         end = address.find("]")
         if end == -1 or address[end + 1 : end + 2] != ":":
-            raise ValueError(f'invalid address {address!r}: expected "[ipv6]:port"')
+            raise ValueError(f"invalid address {address!r}: expected \"[ipv6]:port\"")
         host, port_text = address[1:end], address[end + 2 :]
     else:
         host, colon, port_text = address.rpartition(":")
         if not colon or not host or ":" in host:
-            raise ValueError(f'invalid address {address!r}: expected "host:port"')
+            raise ValueError(f"invalid address {address!r}: expected \"host:port\"")
     if not port_text.isdigit() or not 0 <= int(port_text) < 65536:
         raise ValueError(f"invalid port in {address!r}: expected 0-65535")
     return host, int(port_text)
@@ -139,15 +133,15 @@ def split_host_port(address: str) -> tuple[str, int]:
 def address(value: object) -> str:
     """A listen address "host:port" (validated, kept as text)."""
     if not isinstance(value, str):
-        raise ValueError(f'expected "host:port", got {_type_name(value)}')
+        raise ValueError(f"expected \"host:port\", got {_type_name(value)}")
     split_host_port(value)
     return value.strip()
 
 
 def addresses(value: object) -> tuple[str, ...]:
-    items = string_list(value, '"host:port" address')
+    items = string_list(value, "\"host:port\" address")
     if not items:
-        raise ValueError('expected at least one "host:port" address')
+        raise ValueError("expected at least one \"host:port\" address")
     return tuple(address(item) for item in items)
 
 
@@ -165,16 +159,14 @@ def networks(value: object) -> tuple[str, ...]:
         try:
             out.append(str(ipaddress.ip_network(item, strict=False)))
         except ValueError:
-            raise ValueError(
-                f"invalid network {item!r}: expected a CIDR such as 10.0.0.0/8"
-            ) from None
+            raise ValueError(f"invalid network {item!r}: expected a CIDR such as 10.0.0.0/8") from None
     return tuple(out)
 
 
 def backend(value: object) -> Backend:
-    """ "http://h:p", "https://h", "h:p" → Backend. A path is refused: use `dest` for that."""
+    """"http://h:p", "https://h", "h:p" → Backend. A path is refused: use `dest` for that."""
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f'expected a backend URL such as "http://127.0.0.1:3000", got {value!r}')
+        raise ValueError(f"expected a backend URL such as \"http://127.0.0.1:3000\", got {value!r}")
     raw = value.strip()
     url = raw if "://" in raw else f"http://{raw}"
     try:
@@ -196,7 +188,7 @@ def backend(value: object) -> Backend:
 def url_path(value: object) -> str:
     """A path prefix: must start with "/"."""
     if not isinstance(value, str) or not value.startswith("/"):
-        raise ValueError(f'expected a path starting with "/", got {value!r}')
+        raise ValueError(f"expected a path starting with \"/\", got {value!r}")
     if any(c.isspace() or ord(c) < 0x20 for c in value):
         raise ValueError(f"invalid path {value!r}: no spaces or control characters")
     return value
