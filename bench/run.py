@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import memory, report, route_change
+from bench import memory, report, route_change, scaling
 from bench.lab import Lab, Target
 from bench.throughput import LoadSettings, add_ratios, run_throughput
 from bench.tools import Tools, ensure_tools
@@ -121,8 +121,6 @@ def measure_worker_scaling(
     lab: Lab, tools: Tools, raw_dir: Path, problems: dict[str, str]
 ) -> dict[str, Any]:
     """bench/scaling.py: 1, 2, 3 workers, each held to a quarter core; {} when not possible."""
-    from bench import scaling
-
     load = LoadSettings(4, warmup_s=1, repeats=3, connections=64, wrk_cpus=lab.origin_cpus)
     try:
         return scaling.worker_scaling(lab, load, tools.wrk, tools.taskset, raw_dir / "wrk.txt")

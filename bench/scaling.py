@@ -11,6 +11,7 @@ serialises them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Sequence
@@ -74,10 +75,8 @@ class QuotaGroups:
             # a stopped vhostd's workers finish their own shutdown a moment after it
             while (group / "cgroup.procs").read_text().strip() and time.monotonic() < deadline:
                 time.sleep(0.05)
-            try:
+            with contextlib.suppress(OSError):  # still in use after the timeout: left behind
                 group.rmdir()
-            except OSError:
-                pass  # still in use after the timeout: an empty cgroup left behind, harmless
         self.groups.clear()
 
 
