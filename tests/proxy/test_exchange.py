@@ -119,6 +119,24 @@ def test_request_bodies_stream_with_length_and_chunked(origin, make_proxy):
         assert dict(seen["headers"])["Transfer-Encoding"] == "chunked"
 
 
+def test_a_head_and_the_body_read_with_it_reach_the_backend_in_one_packet(origin, make_proxy):
+    """Two writes would be two packets, each a trip through the kernel on both sides."""
+    proxy = make_proxy([site(origin.url)])
+    with proxy.connect() as sock:
+        # the first waits for a new backend connection; the others find it in the pool
+        sock.sendall(build_request("POST", "/echo", body=b"first"))
+        assert read_response(sock).json()["body"] == "first"
+        sock.sendall(build_request("POST", "/echo", body=b"second"))
+        assert read_response(sock).json()["body"] == "second"
+        sock.sendall(
+            b"POST /echo HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"5\r\nthird\r\n0\r\n\r\n"
+        )
+        assert read_response(sock).json()["body"] == "third"
+    assert origin.connections == 1
+    assert [seen.segments for seen in origin.received] == [1, 2, 3]
+
+
 def test_expect_100_continue_is_answered_before_the_body(origin, make_proxy):
     proxy = make_proxy([site(origin.url)])
     with proxy.connect() as sock:

@@ -26,12 +26,25 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
 
+# struct tcp_info (linux/tcp.h): tcpi_data_segs_in, the u32 after segs_in/notsent/min_rtt
+TCP_INFO_DATA_SEGS_IN = 152
+
+
+def data_segments_in(writer: asyncio.StreamWriter) -> int:
+    """How many TCP segments carrying data this connection has received (Linux)."""
+    sock = writer.get_extra_info("socket")
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    return int.from_bytes(info[TCP_INFO_DATA_SEGS_IN : TCP_INFO_DATA_SEGS_IN + 4], "little")
+
+
 @dataclass
 class Received:
     method: str
     target: str
     headers: list[tuple[str, str]]
     body: bytes
+    segments: int = 0  # packets with data its connection had brought in once it was read
+
 
     def header(self, name: str) -> str | None:
         for key, value in self.headers:
@@ -130,6 +143,7 @@ class Origin:
             self.received.append(record)
             return await self._send(writer, 200, str(size).encode())
         record.body = await self._read_body(record, reader)
+        record.segments = data_segments_in(writer)
         self.received.append(record)
         if path.startswith("/echo"):
             body = json.dumps(

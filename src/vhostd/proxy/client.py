@@ -110,6 +110,7 @@ class ClientConnection(ResponseSide):
                 data = data[taken:]
         in_head = self.parsing  # a head started in an earlier read: count its raw bytes
         self.read_size = len(data)
+        self.gathering = True
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -138,6 +139,10 @@ class ClientConnection(ResponseSide):
                         self._reject(Rejection(431, "Request head too large."))
                 elif self.phase == HEAD:  # it began in this read: now its deadline matters
                     self._enter(HEAD, self.settings.client_header_timeout)
+        finally:
+            self.gathering = False
+            if self.up_out_conn is not None:
+                self._flush_up()
         if self.out:
             self._flush()
 
@@ -390,7 +395,9 @@ class ClientConnection(ResponseSide):
         conn.begin(self)
         if self.writing_paused:
             conn.transport.pause_reading()
-        conn.transport.write(self._upstream_head(request, route, conn.backend))
+        gathering = self.gathering
+        self.gathering = True  # the head and the body held until now: one write
+        self._send_up(conn, self._upstream_head(request, route, conn.backend))
         if request.body:
             held, request.body, request.body_buffered = request.body, [], 0
             for chunk in held:
@@ -398,6 +405,9 @@ class ClientConnection(ResponseSide):
             self.resume_client_reading(PAUSE_HELD_BODY)
         if request.complete:
             self._request_sent(conn)
+        if not gathering:
+            self.gathering = False
+            self._flush_up()
 
     def _upstream_head(self, request: Request, route: Route, backend: Backend) -> bytes:
         lines = request.lines
@@ -436,17 +446,40 @@ class ClientConnection(ResponseSide):
 
     def _send_body(self, conn: UpstreamConnection, body: bytes, chunked: bool) -> None:
         if chunked:
-            conn.transport.write(b"%x\r\n%s\r\n" % (len(body), body))
+            self._send_up(conn, b"%x\r\n%s\r\n" % (len(body), body))
         else:
-            conn.transport.write(body)
+            self._send_up(conn, body)
 
     def _request_sent(self, conn: UpstreamConnection) -> None:
         request = self.request
         assert request is not None and self.route is not None
         if request.chunked:
-            conn.transport.write(b"0\r\n\r\n")
+            self._send_up(conn, b"0\r\n\r\n")
         if not conn.got_bytes:
             self._enter(WAIT, self.route.site.timeouts.first_byte)
+
+    def _send_up(self, conn: UpstreamConnection, data: bytes) -> None:
+        """Bytes for the backend: written now, or, while httptools reads a client read,
+        gathered until its end (`up_out`)."""
+        if not self.gathering:
+            conn.transport.write(data)
+            return
+        if conn is not self.up_out_conn:
+            self._flush_up()
+            self.up_out_conn = conn
+        self.up_out.append(data)
+
+    def _flush_up(self) -> None:
+        conn = self.up_out_conn
+        out = self.up_out
+        self.up_out_conn = None
+        self.up_out = []
+        if conn is None or conn.closed:  # dropped meanwhile (a refused body): send nothing
+            return
+        if len(out) == 1:
+            conn.transport.write(out[0])
+        else:
+            conn.transport.writelines(out)  # one writev, bodies not copied
 
     def _reject(self, rejection: Rejection) -> None:
         """A request that must not be forwarded: answer it in turn, then close."""
