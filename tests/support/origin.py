@@ -25,7 +25,6 @@ import threading
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
-
 # struct tcp_info (linux/tcp.h): tcpi_data_segs_in, the u32 after segs_in/notsent/min_rtt
 TCP_INFO_DATA_SEGS_IN = 152
 
@@ -44,7 +43,6 @@ class Received:
     headers: list[tuple[str, str]]
     body: bytes
     segments: int = 0  # packets with data its connection had brought in once it was read
-
 
     def header(self, name: str) -> str | None:
         for key, value in self.headers:
