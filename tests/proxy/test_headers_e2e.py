@@ -32,6 +32,32 @@ def test_forwarding_headers_are_set_and_client_values_dropped(origin, make_proxy
         assert gone not in headers, gone
 
 
+def test_forwarding_headers_read_by_the_scanner_are_replaced_as_by_httptools(origin, make_proxy):
+    """A plain GET is read by the C scanner, one with a Connection option by httptools."""
+    proxy = make_proxy([site(origin.url)])
+    spoofed = {
+        "X-Forwarded-For": "6.6.6.6",
+        "x-real-ip": "6.6.6.6",
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-Host": "evil.test",
+        "X-Forwarded-Port": "1",
+        "Forwarded": "for=6.6.6.6",
+    }
+    seen = [
+        proxy.request("/echo", headers={**spoofed, **extra}).json()["headers"]
+        for extra in ({}, {"Connection": "X-Secret", "X-Secret": "1"})
+    ]
+    assert seen[0] == seen[1]
+    names = [name.lower() for name, _ in seen[0]]
+    for name in ("x-forwarded-for", "x-real-ip", "x-forwarded-proto", "x-forwarded-host"):
+        assert names.count(name) == 1, name
+    assert "forwarded" not in names
+    headers = dict(seen[0])
+    assert headers["X-Forwarded-For"] == headers["X-Real-IP"] == "127.0.0.1"
+    assert (headers["X-Forwarded-Proto"], headers["X-Forwarded-Host"]) == ("http", "a.test")
+    assert headers["X-Forwarded-Port"] == str(proxy.port)
+
+
 def test_trusted_proxy_values_are_kept_and_appended(origin, make_proxy):
     proxy = make_proxy([site(origin.url)], server={"trusted_proxies": ["127.0.0.0/8"]})
     headers = dict(

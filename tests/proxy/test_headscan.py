@@ -152,12 +152,16 @@ REQUESTS = [
     b"GET /s HTTP/1.1\r\nHOST:  a.test\r\nX-Pad: v \t\r\nAuthorization: Basic dTpw\r\nTE: trailers\r\n"
     b"Proxy: x\r\nTrailer: y\r\nProxy-Connection: close\r\nX-Empty:\r\n\r\n",
     b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close, upgrade\r\nX-A: \xc3\xa9\r\n\r\n",
+    # a client's own forwarding headers: dropped (the proxy writes its own)
+    b"GET /f HTTP/1.1\r\nX-Forwarded-For: 10.0.0.1, 10.0.0.2\r\nHost: a.test\r\n"
+    b"x-forwarded-proto: https\r\nX-Real-IP: 10.0.0.1\r\nForwarded: for=10.0.0.1\r\n"
+    b"X-Forwarded-Host: b.test\r\nX-Forwarded-Port: 443\r\nX-Forwarded-Server: kept\r\n\r\n",
 ]
 
 
 def request_agrees_with_llhttp(data: bytes) -> None:
     """If the scanner accepts `data`, llhttp must read that request the same way."""
-    scanned = scan_request(data, 0, 100, 16384)
+    scanned = scan_request(data, 0, 100, 16384, False)
     if scanned is None:
         return
     head_end, method, target, version, keep_alive, host, authorization, kept, count = scanned
@@ -185,7 +189,7 @@ def request_agrees_with_llhttp(data: bytes) -> None:
 
 @pytest.mark.parametrize("head", REQUESTS)
 def test_accepts_the_common_requests_as_llhttp_reads_them(head: bytes) -> None:
-    assert scan_request(head, 0, 100, 16384) is not None
+    assert scan_request(head, 0, 100, 16384, False) is not None
     request_agrees_with_llhttp(head)
 
 
@@ -197,19 +201,19 @@ def test_every_request_variant_it_accepts_llhttp_reads_the_same(head: bytes) -> 
 
 def test_pipelined_requests_are_read_one_after_another() -> None:
     data = REQUESTS[0] + REQUESTS[2] + b"POST / HTTP/1.1\r\n"
-    first = scan_request(data, 0, 100, 16384)
+    first = scan_request(data, 0, 100, 16384, False)
     assert first is not None and first[0] == len(REQUESTS[0])
-    second = scan_request(data, first[0], 100, 16384)
+    second = scan_request(data, first[0], 100, 16384, False)
     assert second is not None and second[0] == len(REQUESTS[0] + REQUESTS[2])
     assert second[1:4] == (b"HEAD", b"/x", b"1.0")
-    assert scan_request(data, second[0], 100, 16384) is None
+    assert scan_request(data, second[0], 100, 16384, False) is None
 
 
 def test_limits_leave_the_refusal_to_httptools() -> None:
     head = REQUESTS[1]  # 9 headers
-    assert scan_request(head, 0, 9, len(head)) is not None
-    assert scan_request(head, 0, 8, len(head)) is None  # 431 from the slow path
-    assert scan_request(head, 0, 9, len(head) - 1) is None
+    assert scan_request(head, 0, 9, len(head), False) is not None
+    assert scan_request(head, 0, 8, len(head), False) is None  # 431 from the slow path
+    assert scan_request(head, 0, 9, len(head) - 1, False) is None
 
 
 @pytest.mark.parametrize(
@@ -220,7 +224,6 @@ def test_limits_leave_the_refusal_to_httptools() -> None:
         b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n",
-        b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: a\r\nConnection: x-secret\r\nX-Secret: 1\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: a\r\nAuthorization: a\r\nAuthorization: b\r\n\r\n",
@@ -236,7 +239,21 @@ def test_limits_leave_the_refusal_to_httptools() -> None:
     ],
 )
 def test_leaves_every_other_request_to_httptools(data: bytes) -> None:
-    assert scan_request(data, 0, 100, 16384) is None
+    assert scan_request(data, 0, 100, 16384, False) is None
+
+
+@pytest.mark.parametrize(
+    "name", [b"X-Forwarded-For", b"x-forwarded-proto", b"X-Forwarded-Host", b"X-Forwarded-Port",
+             b"X-Real-IP", b"Forwarded"]
+)
+def test_forwarding_headers_of_a_trusted_proxy_go_to_the_slow_path(name: bytes) -> None:
+    """It extends a trusted proxy's chain; an untrusted client's headers are dropped."""
+    data = b"GET / HTTP/1.1\r\nHost: a\r\n%s: 10.0.0.1\r\nX-Other: 1\r\n\r\n" % name
+    assert scan_request(data, 0, 100, 16384, True) is None
+    scanned = scan_request(data, 0, 100, 16384, False)
+    assert scanned is not None
+    assert scanned[7] == b"Host: a\r\nX-Other: 1\r\n"
+    assert scanned[8] == 3  # counted against max_headers all the same
 
 
 # --- header names in any case, under any locale ------------------------------------------
@@ -260,7 +277,7 @@ def test_request_header_names_are_matched_in_any_case(name: bytes) -> None:
     def scan(spelling: bytes):
         value = VALUES.get(name, b"x")
         head = b"GET / HTTP/1.1\r\nHost: a\r\n%s: %s\r\nX: y\r\n\r\n" % (spelling, value)
-        return scan_request(head, 0, 100, 16384)
+        return scan_request(head, 0, 100, 16384, False)
 
     for spelling in _case_variants(name):
         assert _same_reading(scan(name), scan(spelling)), spelling
@@ -284,9 +301,10 @@ locale.setlocale(locale.LC_ALL, "")
 assert locale.setlocale(locale.LC_CTYPE).startswith("tr_TR"), locale.setlocale(locale.LC_CTYPE)
 from vhostd.proxy._headscan import scan_request, scan_response
 te = b"GET / HTTP/1.1\\r\\nHost: a\\r\\nTRANSFER-ENCODING: chunked\\r\\n\\r\\n0\\r\\n\\r\\n"
-assert scan_request(te, 0, 100, 16384) is None, "a chunked request taken as bodyless"
+assert scan_request(te, 0, 100, 16384, False) is None, "a chunked request taken as bodyless"
 ip = b"GET / HTTP/1.1\\r\\nHost: a\\r\\nX-REAL-IP: 1.2.3.4\\r\\n\\r\\n"
-assert scan_request(ip, 0, 100, 16384) is None, "a client's X-Real-IP forwarded"
+assert scan_request(ip, 0, 100, 16384, False)[7] == b"Host: a\\r\\n", "a client's X-Real-IP kept"
+assert scan_request(ip, 0, 100, 16384, True) is None, "a trusted proxy's X-Real-IP not seen"
 close = b"HTTP/1.1 200 OK\\r\\nCONNECTION: close\\r\\nContent-Length: 0\\r\\n\\r\\n"
 assert scan_response(close)[2] is False, "Connection: close not seen"
 """

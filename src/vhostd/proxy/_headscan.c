@@ -36,7 +36,7 @@ static void init_tables(void) {
 /* What a header is to the proxy; the names mirror RESPONSE_RULES and REQUEST_RULES in
  * headers.py (tests/proxy/test_headscan.py compares them). SLOW: a header whose handling
  * is left to httptools and the Python side (bodies, upgrades, forwarding chains). */
-enum kind { KEEP, DROP, LENGTH, CHUNKED, CONNECTION, HOST, AUTH, SLOW };
+enum kind { KEEP, DROP, LENGTH, CHUNKED, CONNECTION, HOST, AUTH, FORWARDING, SLOW };
 
 struct rule {
     const char *name;
@@ -69,12 +69,13 @@ static const struct rule request_rules[] = {
     {"host", 4, HOST},
     {"authorization", 13, AUTH},
     {"expect", 6, SLOW},
-    {"x-forwarded-for", 15, SLOW},
-    {"x-forwarded-proto", 17, SLOW},
-    {"x-forwarded-host", 16, SLOW},
-    {"x-forwarded-port", 16, SLOW},
-    {"x-real-ip", 9, SLOW},
-    {"forwarded", 9, SLOW},
+    /* a client's own forwarding headers: dropped, unless it is a trusted proxy */
+    {"x-forwarded-for", 15, FORWARDING},
+    {"x-forwarded-proto", 17, FORWARDING},
+    {"x-forwarded-host", 16, FORWARDING},
+    {"x-forwarded-port", 16, FORWARDING},
+    {"x-real-ip", 9, FORWARDING},
+    {"forwarded", 9, FORWARDING},
 };
 #define COUNT(rules) (sizeof(rules) / sizeof(rules[0]))
 
@@ -322,14 +323,16 @@ static unsigned char target_byte[256];
 
 static PyObject *GET, *HEAD, *VERSION_1_0, *VERSION_1_1;
 
-/* scan_request(data, start, max_headers, max_head_size)
+/* scan_request(data, start, max_headers, max_head_size, trusted)
  *   -> (head_end, method, target, version, keep_alive, host, authorization, forwarded_headers,
  *       header_count) | None
- * A GET or HEAD without a body, framing or forwarding headers, upgrade or Expect, whose
- * whole head is in `data` from `start`; anything else is None: feed it to httptools. */
+ * A GET or HEAD without a body, framing, upgrade or Expect, whose whole head is in `data`
+ * from `start`; anything else is None: feed it to httptools. X-Forwarded-* and the like are
+ * dropped from an untrusted client (the proxy sets its own); a trusted proxy's are extended
+ * by the slow path. */
 static PyObject *scan_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "scan_request takes 4 arguments");
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "scan_request takes 5 arguments");
         return NULL;
     }
     char *buf;
@@ -341,6 +344,8 @@ static PyObject *scan_request(PyObject *module, PyObject *const *args, Py_ssize_
     if (max_headers == -1 && PyErr_Occurred()) return NULL;
     Py_ssize_t max_head = PyLong_AsSsize_t(args[3]);
     if (max_head == -1 && PyErr_Occurred()) return NULL;
+    int trusted = PyObject_IsTrue(args[4]);
+    if (trusted < 0) return NULL;
     if (start < 0 || start > size || max_head < 0) Py_RETURN_NONE;
     const char *p = buf + start;
     /* a head longer than the limit is refused by the slow path, with its status */
@@ -387,6 +392,8 @@ static PyObject *scan_request(PyObject *module, PyObject *const *args, Py_ssize_
             /* held apart: the gate decides whether it goes on */
             auth = h.value;
             auth_end = h.value_end;
+        } else if (kind == FORWARDING && !trusted) {
+            continue; /* not kept */
         } else { /* a second Host or Authorization, or a SLOW header */
             Py_RETURN_NONE;
         }

@@ -6,5 +6,5 @@ def scan_response(
     data: bytes, /
 ) -> tuple[int, int, bool, int, bytes | None, bytes, bytes] | None: ...
 def scan_request(
-    data: bytes, start: int, max_headers: int, max_head_size: int, /
+    data: bytes, start: int, max_headers: int, max_head_size: int, trusted: bool, /
 ) -> tuple[int, bytes, bytes, bytes, bool, bytes | None, bytes | None, bytes, int] | None: ...

@@ -37,8 +37,8 @@ QUEUE_LIMIT: Final = 16
 CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 ScannedRequest = tuple[int, bytes, bytes, bytes, bool, "bytes | None", "bytes | None", bytes, int]
-# (data, start, max_headers, max_head_size) -> the head's parts, or None: feed httptools
-SCAN_REQUEST: Final[Callable[[bytes, int, int, int], ScannedRequest | None] | None] = (
+# (data, start, max_headers, max_head_size, trusted) -> the head's parts, or None: feed httptools
+SCAN_REQUEST: Final[Callable[[bytes, int, int, int, bool], ScannedRequest | None] | None] = (
     load_scanner("scan_request")
 )
 
@@ -154,7 +154,9 @@ class ClientConnection(ResponseSide):
         settings = self.settings
         start = 0
         while start < len(data) and not self.closed:
-            head = SCAN_REQUEST(data, start, settings.max_headers, settings.max_head_size)
+            head = SCAN_REQUEST(
+                data, start, settings.max_headers, settings.max_head_size, self.trusted
+            )
             if head is None:
                 break
             start, method, target, version, keep_alive, host, authorization, kept, count = head
