@@ -397,9 +397,15 @@ class ClientConnection(ResponseSide):
         conn.begin(self)
         if self.writing_paused:
             conn.transport.pause_reading()
+        head = self._upstream_head(request, route, conn.backend)
+        if not (request.body or request.chunked or self.gathering):  # the head alone
+            conn.transport.write(head)
+            if request.complete:
+                self._request_sent(conn)
+            return
         gathering = self.gathering
         self.gathering = True  # the head and the body held until now: one write
-        self._send_up(conn, self._upstream_head(request, route, conn.backend))
+        self._send_up(conn, head)
         if request.body:
             held, request.body, request.body_buffered = request.body, [], 0
             for chunk in held:
@@ -475,13 +481,12 @@ class ClientConnection(ResponseSide):
         conn = self.up_out_conn
         out = self.up_out
         self.up_out_conn = None
-        self.up_out = []
-        if conn is None or conn.closed:  # dropped meanwhile (a refused body): send nothing
-            return
-        if len(out) == 1:
-            conn.transport.write(out[0])
-        else:
-            conn.transport.writelines(out)  # one writev, bodies not copied
+        if conn is not None and not conn.closed:  # (closed: a refused body; send nothing)
+            if len(out) == 1:
+                conn.transport.write(out[0])
+            else:
+                conn.transport.writelines(out)  # one writev, bodies not copied
+        out.clear()
 
     def _reject(self, rejection: Rejection) -> None:
         """A request that must not be forwarded: answer it in turn, then close."""
