@@ -137,6 +137,28 @@ def test_a_head_and_the_body_read_with_it_reach_the_backend_in_one_packet(origin
     assert [seen.segments for seen in origin.received] == [1, 2, 3]
 
 
+def test_pipelined_requests_with_bodies_keep_their_bodies_and_order(origin, make_proxy):
+    """Read by the C scanner when each body is whole in the read."""
+    proxy = make_proxy([site(origin.url)])
+    sent = [("POST", b"a=1&b=2"), ("PUT", b""), ("GET", b""), ("PATCH", b"{}"), ("DELETE", b"x")]
+    requests = [build_request(m, f"/echo?n={i}", body=b) for i, (m, b) in enumerate(sent)]
+    with proxy.connect() as sock:
+        sock.sendall(b"".join(requests))
+        seen = [read_response(sock).json() for _ in sent]
+    assert [(s["method"], s["body"].encode()) for s in seen] == sent
+    assert [s["target"] for s in seen] == [f"/echo?n={i}" for i in range(len(sent))]
+
+
+def test_a_body_that_arrives_in_pieces_is_forwarded_whole(origin, make_proxy):
+    proxy = make_proxy([site(origin.url)])
+    request = build_request("POST", "/echo", body=b"0123456789" * 1000)
+    with proxy.connect() as sock:
+        for cut in (40, len(request) - 5000, len(request) - 1):
+            sock.sendall(request[:cut])
+            sock.sendall(request[cut:])
+            assert read_response(sock).json()["body"] == "0123456789" * 1000
+
+
 def test_expect_100_continue_is_answered_before_the_body(origin, make_proxy):
     proxy = make_proxy([site(origin.url)])
     with proxy.connect() as sock:

@@ -4,7 +4,8 @@
  * each about 2,000 instructions of call machinery: over a third of what vhostd spent per
  * small request. Nearly every head is simple: whole in one read, no obs-fold, a Connection
  * header that names nothing; a response with a status from 200 to 599 and a
- * Content-Length, a request that is a GET or HEAD without a body. scan_response() and
+ * Content-Length, a request without a body or with a Content-Length body that came in the
+ * same read. scan_response() and
  * scan_request() read such a head in one pass and return what the proxy needs from it,
  * the headers it forwards already joined; for anything else they return None and the
  * caller parses with httptools (upstream.py, client.py). They accept only heads that
@@ -64,7 +65,7 @@ static const struct rule request_rules[] = {
     {"proxy", 5, DROP},
     {"connection", 10, CONNECTION},
     {"upgrade", 7, SLOW},
-    {"content-length", 14, SLOW}, /* a request with a body */
+    {"content-length", 14, LENGTH}, /* a body: taken when it is all in the read */
     {"transfer-encoding", 17, SLOW},
     {"host", 4, HOST},
     {"authorization", 13, AUTH},
@@ -238,6 +239,19 @@ static int next_special(struct head_reader *r, struct header *h, enum kind *kind
     return more;
 }
 
+/* A Content-Length value: 1 to MAX_LENGTH_DIGITS digits and nothing else (leading zeros
+ * too, as llhttp takes them); -1 for anything else. */
+static long long length_value(const struct header *h) {
+    size_t len = (size_t)(h->value_end - h->value);
+    if (len == 0 || len > MAX_LENGTH_DIGITS) return -1;
+    long long length = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (h->value[i] < '0' || h->value[i] > '9') return -1;
+        length = length * 10 + (h->value[i] - '0');
+    }
+    return length;
+}
+
 static PyObject *bytes_or_none(const char *start, const char *stop) {
     return start == NULL ? Py_NewRef(Py_None) : PyBytes_FromStringAndSize(start, stop - start);
 }
@@ -289,15 +303,8 @@ static PyObject *scan_response(PyObject *module, PyObject *data) {
     const char *digits = NULL, *digits_end = NULL;
     int more;
     while ((more = next_special(&r, &h, &kind)) == 1) {
-        size_t len = (size_t)(h.value_end - h.value);
         /* (CHUNKED: chunked bodies are parsed by httptools) */
-        if (kind != LENGTH || digits != NULL || len == 0 || len > MAX_LENGTH_DIGITS)
-            Py_RETURN_NONE;
-        length = 0;
-        for (size_t i = 0; i < len; i++) {
-            if (h.value[i] < '0' || h.value[i] > '9') Py_RETURN_NONE;
-            length = length * 10 + (h.value[i] - '0');
-        }
+        if (kind != LENGTH || digits != NULL || (length = length_value(&h)) < 0) Py_RETURN_NONE;
         digits = h.value;
         digits_end = h.value_end;
     }
@@ -321,13 +328,24 @@ static PyObject *scan_response(PyObject *module, PyObject *data) {
  * pchar, "/", "?" and "%" (anything else, even if valid, goes to httptools). */
 static unsigned char target_byte[256];
 
-static PyObject *GET, *HEAD, *VERSION_1_0, *VERSION_1_1;
+/* The methods taken here (any other goes to httptools), each name made once. */
+static struct {
+    const char *name;
+    size_t len;
+    PyObject *object;
+} known_methods[] = {
+    {"GET", 3, NULL},   {"HEAD", 4, NULL},  {"POST", 4, NULL},
+    {"PUT", 3, NULL},   {"PATCH", 5, NULL}, {"DELETE", 6, NULL},
+};
+
+static PyObject *VERSION_1_0, *VERSION_1_1;
 
 /* scan_request(data, start, max_headers, max_head_size, trusted)
  *   -> (head_end, method, target, version, keep_alive, host, authorization, forwarded_headers,
- *       header_count) | None
- * A GET or HEAD without a body, framing, upgrade or Expect, whose whole head is in `data`
- * from `start`; anything else is None: feed it to httptools. X-Forwarded-* and the like are
+ *       header_count, content_length) | None
+ * A request of a method above without Transfer-Encoding, Upgrade or Expect, whose whole head
+ * is in `data` from `start`, and its body too if it has a Content-Length (-1: none; the body
+ * is data[head_end:head_end + content_length]); anything else is None: feed it to httptools. X-Forwarded-* and the like are
  * dropped from an untrusted client (the proxy sets its own); a trusted proxy's are extended
  * by the slow path. */
 static PyObject *scan_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
@@ -351,16 +369,16 @@ static PyObject *scan_request(PyObject *module, PyObject *const *args, Py_ssize_
     /* a head longer than the limit is refused by the slow path, with its status */
     const char *end = size - start > max_head ? p + max_head : buf + size;
 
-    PyObject *method;
-    if (end - p >= 4 && memcmp(p, "GET ", 4) == 0) {
-        method = GET;
-        p += 4;
-    } else if (end - p >= 5 && memcmp(p, "HEAD ", 5) == 0) {
-        method = HEAD;
-        p += 5;
-    } else {
-        Py_RETURN_NONE;
+    PyObject *method = NULL;
+    for (size_t i = 0; i < COUNT(known_methods); i++) {
+        size_t len = known_methods[i].len;
+        if ((size_t)(end - p) > len && memcmp(p, known_methods[i].name, len) == 0 && p[len] == ' ') {
+            method = known_methods[i].object;
+            p += len + 1;
+            break;
+        }
     }
+    if (method == NULL) Py_RETURN_NONE;
     const char *target = p;
     if (p == end || *p != '/') Py_RETURN_NONE;
     while (p < end && target_byte[(unsigned char)*p]) p++;
@@ -376,6 +394,7 @@ static PyObject *scan_request(PyObject *module, PyObject *const *args, Py_ssize_
     struct header h;
     enum kind kind;
     const char *host = NULL, *host_end = NULL, *auth = NULL, *auth_end = NULL;
+    long long length = -1;
     int more;
     while ((more = next_special(&r, &h, &kind)) == 1) {
         /* httptools keeps trailing whitespace in a value (in a Host: refused, not a host) */
@@ -394,14 +413,19 @@ static PyObject *scan_request(PyObject *module, PyObject *const *args, Py_ssize_
             auth_end = h.value_end;
         } else if (kind == FORWARDING && !trusted) {
             continue; /* not kept */
+        } else if (kind == LENGTH && length < 0) {
+            if ((length = length_value(&h)) < 0) Py_RETURN_NONE;
         } else { /* a second Host or Authorization, or a SLOW header */
             Py_RETURN_NONE;
         }
     }
     if (more < 0 || r.lines > max_headers) Py_RETURN_NONE;
+    Py_ssize_t head_end = r.p - buf;
+    /* a body still arriving is httptools' to follow */
+    if (length > (long long)(size - head_end)) Py_RETURN_NONE;
 
-    PyObject *items[9] = {
-        PyLong_FromSsize_t(r.p - buf),
+    PyObject *items[10] = {
+        PyLong_FromSsize_t(head_end),
         Py_NewRef(method),
         PyBytes_FromStringAndSize(target, target_end - target),
         Py_NewRef(minor ? VERSION_1_1 : VERSION_1_0),
@@ -410,8 +434,9 @@ static PyObject *scan_request(PyObject *module, PyObject *const *args, Py_ssize_
         bytes_or_none(auth, auth_end),
         spans_join(&r.kept),
         PyLong_FromLong(r.lines),
+        PyLong_FromLongLong(length),
     };
-    return tuple_of(items, 9);
+    return tuple_of(items, 10);
 }
 
 static PyObject *names_of(const struct rule *rules, size_t count) {
@@ -458,11 +483,13 @@ PyMODINIT_FUNC PyInit__headscan(void) {
     for (int c = 'A'; c <= 'Z'; c++) target_byte[c] = 1;
     for (const char *c = target_extra; *c; c++) target_byte[(unsigned char)*c] = 1;
     /* kept for the life of the process: returned without a new object per request */
-    GET = PyBytes_FromString("GET");
-    HEAD = PyBytes_FromString("HEAD");
+    for (size_t i = 0; i < COUNT(known_methods); i++) {
+        known_methods[i].object = PyBytes_FromString(known_methods[i].name);
+        if (known_methods[i].object == NULL) return NULL;
+    }
     VERSION_1_0 = PyBytes_FromString("1.0");
     VERSION_1_1 = PyBytes_FromString("1.1");
-    if (!GET || !HEAD || !VERSION_1_0 || !VERSION_1_1) return NULL;
+    if (!VERSION_1_0 || !VERSION_1_1) return NULL;
     PyObject *module = PyModule_Create(&module_def);
     if (module == NULL) return NULL;
     if (add(module, "RESPONSE_NAMES", names_of(response_rules, COUNT(response_rules))) < 0 ||

@@ -36,7 +36,9 @@ HOLD_LIMIT: Final = 256 * 1024
 QUEUE_LIMIT: Final = 16
 CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 
-ScannedRequest = tuple[int, bytes, bytes, bytes, bool, "bytes | None", "bytes | None", bytes, int]
+ScannedRequest = tuple[
+    int, bytes, bytes, bytes, bool, "bytes | None", "bytes | None", bytes, int, int
+]
 # (data, start, max_headers, max_head_size, trusted) -> the head's parts, or None: feed httptools
 SCAN_REQUEST: Final[Callable[[bytes, int, int, int, bool], ScannedRequest | None] | None] = (
     load_scanner("scan_request")
@@ -147,9 +149,10 @@ class ClientConnection(ResponseSide):
             self._flush()
 
     def _take_simple_heads(self, data: bytes) -> int:
-        """Take the requests at the start of `data` that the C scanner reads whole (bodyless
-        GET and HEAD, see _headscan.c), in the same steps as httptools' callbacks; return
-        where httptools takes over (len(data): nothing left, or nothing more to read)."""
+        """Take the requests at the start of `data` that the C scanner reads whole (common
+        methods, no body or a Content-Length body in this read, see _headscan.c), in the
+        same steps as httptools' callbacks; return where httptools takes over (len(data):
+        nothing left, or nothing more to read)."""
         assert SCAN_REQUEST is not None
         settings = self.settings
         start = 0
@@ -159,7 +162,9 @@ class ClientConnection(ResponseSide):
             )
             if head is None:
                 break
-            start, method, target, version, keep_alive, host, authorization, kept, count = head
+            start, method, target, version, keep_alive, host, authorization, kept, count, length = (
+                head
+            )
             self.on_message_begin()
             request = self.parsing
             assert request is not None
@@ -169,16 +174,38 @@ class ClientConnection(ResponseSide):
             request.lines = [kept]
             request.header_count = count
             request.head_size = -1
+            if length >= 0:
+                request.content_length = length
             try:
                 request.validate(False)  # no Upgrade header: the scanner leaves those
             except Rejection as rejection:
                 self._reject(rejection)
                 return len(data)  # as with httptools: nothing after a refused head is read
-            self._head_complete(request)
+            if length <= 0:
+                self._head_complete(request)
+            elif self._take_body(request, data[start : start + length]):
+                start += length
+            else:
+                return len(data)
             self.on_message_complete()
             if not keep_alive:  # the connection ends with its answer: read nothing after it
                 return len(data)
         return len(data) if self.closed else start
+
+    def _take_body(self, request: Request, body: bytes) -> bool:
+        """A scanned head and its whole body: forwarded in one write. False if refused."""
+        self.gathering = True
+        try:
+            self._head_complete(request)
+            self.on_body(body)
+        except Rejection as rejection:  # (httptools would raise it from the callback)
+            self._reject(rejection)
+            return False
+        finally:
+            self.gathering = False
+            if self.up_out_conn is not None:
+                self._flush_up()
+        return True
 
     # --- httptools request callbacks ----------------------------------------------------
     def on_message_begin(self) -> None:
