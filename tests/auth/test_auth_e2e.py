@@ -70,6 +70,21 @@ def test_every_htpasswd_format_logs_in_and_the_header_is_stripped(origin, make_p
         assert get(proxy, auth=basic(user, "wrong"), source="127.0.0.2").status == 401, fmt
 
 
+def test_pipelined_bodies_wait_for_a_slow_password_check(origin, make_proxy):
+    """bcrypt is checked off the event loop: the bodies read with the heads are held."""
+    proxy = make_proxy([site(origin)])
+    write_htpasswd(proxy, HOST, [htpasswd_line(["-B", "-C", "5"], "alice", "pw")])
+    wait_for(lambda: get(proxy).status == 401)
+    auth = {"Authorization": basic("alice", "pw")}
+    with socket.create_connection(("127.0.0.1", proxy.port), 10) as sock:
+        sock.sendall(
+            build_request("POST", "/echo?1", HOST, auth, body=b"one")
+            + build_request("PUT", "/echo?2", HOST, auth, body=b"two")
+        )
+        seen = [read_response(sock).json() for _ in range(2)]
+    assert [(s["method"], s["body"]) for s in seen] == [("POST", "one"), ("PUT", "two")]
+
+
 def test_401_challenge_page_and_nothing_reaches_the_origin(origin, make_proxy):
     proxy = make_proxy([site(origin, auth_realm="Preview of Zol")])
     write_htpasswd(proxy, HOST, [htpasswd_line(["-B", "-C", "4"], "alice", "pw")])

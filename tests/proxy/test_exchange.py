@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 
@@ -149,7 +150,29 @@ def test_pipelined_requests_with_bodies_keep_their_bodies_and_order(origin, make
     assert [s["target"] for s in seen] == [f"/echo?n={i}" for i in range(len(sent))]
 
 
+def test_requests_read_by_the_scanner_and_by_httptools_mix_in_one_pipeline(origin, make_proxy):
+    proxy = make_proxy([site(origin.url)])
+    first = (
+        build_request("POST", "/echo?n=0", body=b"zero")
+        + b"GET /echo?n=1 HTTP/1.1\r\nHost: a.test\r\nConnection: x-s\r\nX-S: 1\r\n\r\n"
+        + build_request("POST", "/echo?n=2", body=b"two", headers={"X-Forwarded-For": "6.6.6.6"})
+        + b"GET /echo?n=3 HTTP/1.1\r\nHost: a.test\r\nContent-Length: 3\r\n\r\nget"
+        + b"POST /echo?n=4 HTTP/1.1\r\nHost: a.test\r\nContent-Length: 4\r\n\r\nfo"
+    )
+    then = b"ur" + b"POST /echo?n=5 HTTP/1.0\r\nHost: a.test\r\nContent-Length: 4\r\n\r\nfive"
+    with proxy.connect() as sock:
+        sock.sendall(first)
+        sock.sendall(then)
+        seen = [read_response(sock).json() for _ in range(6)]
+    bodies = ["zero", "", "two", "get", "four", "five"]
+    assert [(s["target"], s["body"]) for s in seen] == [
+        (f"/echo?n={i}", body) for i, body in enumerate(bodies)
+    ]
+    assert {dict(s["headers"])["X-Forwarded-For"] for s in seen} == {"127.0.0.1"}
+
+
 def test_a_body_that_arrives_in_pieces_is_forwarded_whole(origin, make_proxy):
+    """However the reads fall: a body the scanner cannot see whole goes to httptools."""
     proxy = make_proxy([site(origin.url)])
     request = build_request("POST", "/echo", body=b"0123456789" * 1000)
     with proxy.connect() as sock:
@@ -186,6 +209,25 @@ def test_body_over_max_body_size_gets_413_and_never_reaches_backend(origin, make
         )
         assert read_response(sock).status == 413
     assert all(r.target != "/echo" for r in origin.received)
+
+
+def test_a_413_closes_the_connection_once_and_nothing_after_it_runs(origin, make_proxy, tmp_path):
+    log_path = tmp_path / "access.log"
+    proxy = make_proxy(
+        [site(origin.url, max_body_size="10")],
+        server={"access_log": str(log_path), "access_log_format": "json"},
+    )
+    with proxy.connect() as sock:
+        sock.sendall(build_request("POST", "/echo", body=b"x" * 20) + build_request("GET", "/echo"))
+        assert read_response(sock).status == 413
+        sock.settimeout(10)
+        assert sock.recv(65536) == b""  # closed, the GET after it never answered
+    assert proxy.request("/echo?after").status == 200
+    lines = wait_for(
+        lambda: log_path.exists() and "after" in log_path.read_text() and log_path.read_text()
+    )
+    assert [json.loads(line)["status"] for line in lines.splitlines()] == [413, 200]
+    assert [r.target for r in origin.received] == ["/echo?after"]
 
 
 def test_unreachable_backend_is_502_and_default_site_catches_unknown_hosts(origin, make_proxy):

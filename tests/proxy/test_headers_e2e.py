@@ -67,6 +67,11 @@ def test_trusted_proxy_values_are_kept_and_appended(origin, make_proxy):
     )
     assert headers["X-Forwarded-For"] == "203.0.113.9, 127.0.0.1"
     assert headers["X-Forwarded-Proto"] == "https"
+    posted = proxy.request(
+        "/echo", method="POST", body=b"b", headers={"X-Real-IP": "203.0.113.9"}
+    ).json()
+    assert dict(posted["headers"])["X-Real-IP"] == "203.0.113.9"
+    assert posted["body"] == "b"
 
 
 def test_hop_by_hop_response_headers_are_removed(origin, make_proxy):

@@ -256,6 +256,8 @@ class ClientConnection(ResponseSide):
                 self.pause_client_reading(PAUSE_QUEUE)
 
     def on_body(self, body: bytes) -> None:
+        if self.closed:  # answered already (a 413 from the head's length): nothing to refuse twice
+            return
         request = self.parsing
         assert request is not None
         request.body_size += len(body)
@@ -432,17 +434,19 @@ class ClientConnection(ResponseSide):
             return
         gathering = self.gathering
         self.gathering = True  # the head and the body held until now: one write
-        self._send_up(conn, head)
-        if request.body:
-            held, request.body, request.body_buffered = request.body, [], 0
-            for chunk in held:
-                self._send_body(conn, chunk, request.chunked)
-            self.resume_client_reading(PAUSE_HELD_BODY)
-        if request.complete:
-            self._request_sent(conn)
-        if not gathering:
-            self.gathering = False
-            self._flush_up()
+        try:
+            self._send_up(conn, head)
+            if request.body:
+                held, request.body, request.body_buffered = request.body, [], 0
+                for chunk in held:
+                    self._send_body(conn, chunk, request.chunked)
+                self.resume_client_reading(PAUSE_HELD_BODY)
+            if request.complete:
+                self._request_sent(conn)
+        finally:
+            if not gathering:
+                self.gathering = False
+                self._flush_up()
 
     def _upstream_head(self, request: Request, route: Route, backend: Backend) -> bytes:
         lines = request.lines
