@@ -5,7 +5,7 @@ feeds one request to the client side and one response to the upstream side, exac
 callbacks the event loop would make. What remains is our code plus httptools, measured in
 µs per request (repeatable, unlike wrk on a shared machine) and profiled with --profile.
 
-    .venv/bin/python -m bench.hotpath [--rounds N] [--profile]
+    .venv/bin/python -m bench.hotpath [--rounds N] [--profile] [--request get|post|forwarded]
 """
 
 from __future__ import annotations
@@ -27,6 +27,18 @@ from vhostd.proxy.upstream import UpstreamConnection, UpstreamPool
 from vhostd.routing.pipeline import RoutePipeline
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: a.test\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
+FORM = b"a=" + b"x" * 98
+REQUESTS = {
+    "get": REQUEST,
+    # a form post, head and body in one read
+    "post": b"POST /form HTTP/1.1\r\nHost: a.test\r\nUser-Agent: wrk\r\nAccept: */*\r\n"
+    b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s"
+    % (len(FORM), FORM),
+    # a GET from a client that sends its own forwarding headers (not a trusted proxy)
+    "forwarded": REQUEST.replace(
+        b"\r\n\r\n", b"\r\nX-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: https\r\n\r\n"
+    ),
+}
 RESPONSE = (
     b"HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Wed, 25 Nov 2026 17:00:00 GMT\r\n"
     b"Content-Type: text/plain\r\nContent-Length: 12\r\nConnection: keep-alive\r\n\r\n"
@@ -79,17 +91,17 @@ def build(loop: asyncio.AbstractEventLoop) -> tuple[ClientConnection, UpstreamCo
     return client, upstream
 
 
-def run(rounds: int) -> float:
+def run(rounds: int, request: bytes = REQUEST) -> float:
     loop = uvloop.new_event_loop()  # what `vhostd serve` runs on
     asyncio.set_event_loop(loop)
     client, upstream = build(loop)
     feed_client, feed_upstream = client.data_received, upstream.data_received
     for _ in range(1000):  # warm caches
-        feed_client(REQUEST)
+        feed_client(request)
         feed_upstream(RESPONSE)
     started = time.perf_counter()
     for _ in range(rounds):
-        feed_client(REQUEST)
+        feed_client(request)
         feed_upstream(RESPONSE)
     elapsed = time.perf_counter() - started
     assert client.transport.written > 0 and client.request is None
@@ -101,15 +113,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=100_000)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--request", choices=sorted(REQUESTS), default="get")
     args = parser.parse_args()
+    request = REQUESTS[args.request]
     if args.profile:
         profile = cProfile.Profile()
-        profile.runcall(run, args.rounds)
+        profile.runcall(run, args.rounds, request)
         pstats.Stats(profile).sort_stats("tottime").print_stats(25)
     else:
         from vhostd import native
 
-        best = min(run(args.rounds) for _ in range(5))
+        best = min(run(args.rounds, request) for _ in range(5))
         mode = "compiled" if native.compiled() else "interpreted"
         print(f"{best:.2f} µs of vhostd code per proxied request ({mode}, best of 5)")
 
