@@ -18,6 +18,7 @@ BENCH_HOST = "bench.local"  # every proxy routes this Host to the origin
 AUTH_HOST = "auth.bench.local"  # vhostd protects this one with basic auth
 SMALL_PATH = "/small"  # 12-byte body
 LARGE_PATH = "/64k"  # 64 KiB body
+FORM_PATH = "/form"  # takes a POST (bench/lua/post.lua), answers 12 bytes
 SMALL_BODY = b"hello world\n"
 LARGE_BODY_SIZE = 64 * 1024
 

@@ -3,7 +3,8 @@
 Installs what is missing, starts one nginx origin on loopback and every proxy in front of
 it, then measures throughput/latency (wrk), memory, route-change latency and, with Docker,
 container start and rolling restarts. Results: terminal table, bench/results/summary.json
-and bench/results/chart.png (quick runs write quick-summary.json / quick-chart.png instead).
+and bench/results/chart.png (quick runs write quick-summary.json / quick-chart.png instead,
+--request post or forwarded post-summary.json, forwarded-chart.png...).
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from typing import Any
 
 from bench import memory, report, route_change, scaling
 from bench.lab import Lab, Target
-from bench.throughput import LoadSettings, add_ratios, run_throughput
+from bench.throughput import REQUESTS, LoadSettings, add_ratios, run_throughput
 from bench.tools import Tools, ensure_tools
+from bench.wrk import request_script
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PROXIES = ("nginx", "haproxy", "traefik", "caddy", "floor", "vhostd")
@@ -41,6 +43,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-docker", action="store_true", help="skip the Docker measurements")
     parser.add_argument("--idle-connections", type=int, help="memory test (default 10000)")
     parser.add_argument("--keep", action="store_true", help="keep the run directory")
+    parser.add_argument(
+        "--request",
+        choices=sorted(REQUESTS),
+        default="get",
+        help="what wrk sends: get (default), post (a 100-byte form), forwarded (a GET with"
+        " X-Forwarded-For/-Proto); not get: results go to <request>-summary.json",
+    )
     return parser.parse_args(argv)
 
 
@@ -146,8 +155,9 @@ def main(argv: list[str] | None = None) -> int:
 
     tools = ensure_tools()
     proxy_cpus, wrk_cpus = choose_cpus(args.no_pin, tools)
-    load = LoadSettings(**{**load.__dict__, "wrk_cpus": wrk_cpus})
     run_dir = Path(tempfile.mkdtemp(prefix="vhostd-bench-"))
+    script = str(request_script(args.request, run_dir))
+    load = LoadSettings(**{**load.__dict__, "wrk_cpus": wrk_cpus, "script": script})
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     raw_dir = RESULTS_DIR / f"run-{stamp}"
     raw_dir.mkdir(parents=True, exist_ok=True)
@@ -168,7 +178,9 @@ def main(argv: list[str] | None = None) -> int:
             f" rounds, {load.connections} connections",
             flush=True,
         )
-        throughput = run_throughput(targets, load, tools.wrk, tools.taskset, raw_dir / "wrk.txt")
+        throughput = run_throughput(
+            targets, load, tools.wrk, tools.taskset, raw_dir / "wrk.txt", sizes=REQUESTS[args.request]
+        )
         add_ratios(throughput, "nginx")
         add_ratios(throughput, "haproxy")
         add_ratios(throughput, "vhostd")  # what basic auth and --workers cost or give
@@ -210,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "command": "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": stamp,
+        "request": args.request,
         "commit": _git_commit(),
         "vhostd_modules": _vhostd_modules(),
         "machine": {
@@ -229,13 +242,14 @@ def main(argv: list[str] | None = None) -> int:
         "problems": problems,
         "elapsed_s": round(time.monotonic() - started, 1),
     }
-    prefix = "quick-" if quick else ""
+    prefix = ("quick-" if quick else "") + ("" if args.request == "get" else f"{args.request}-")
     report.write_json(summary, RESULTS_DIR / f"{prefix}summary.json")
     report.write_json(summary, raw_dir / "summary.json")
     (raw_dir / "summary.md").write_text(report.markdown_tables(summary))  # for bench/README.md
     chart = RESULTS_DIR / f"{prefix}chart.png"
     title = (
-        f"wrk -t1 -c{load.connections}, {load.duration_s}s × {load.repeats} rounds (median), "
+        ("" if args.request == "get" else f"{args.request.upper()}: ")
+        + f"wrk -t1 -c{load.connections}, {load.duration_s}s × {load.repeats} rounds (median), "
         f"{os.cpu_count()} cores, "
         f"{'proxy pinned to core ' + proxy_cpus if proxy_cpus else 'unpinned'}; {stamp}"
     )

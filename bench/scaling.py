@@ -20,7 +20,7 @@ from typing import Any
 
 from bench.lab import Lab, Target
 from bench.processes import descendants
-from bench.throughput import LoadSettings, add_ratios, run_throughput
+from bench.throughput import SIZES, LoadSettings, add_ratios, run_throughput
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PERIOD_US = 100_000
@@ -114,7 +114,7 @@ def worker_scaling(
             targets.append(target)
             for pid in wait_for_workers(target, count):
                 groups.confine(pid)
-        throughput = run_throughput(targets, load, wrk, taskset, raw_log, sizes=("12B",))
+        throughput = run_throughput(targets, load, wrk, taskset, raw_log, sizes={"12B": SIZES["12B"]})
     finally:
         try:
             for target in targets:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,9 +21,15 @@ from typing import Any
 from bench import configs
 from bench.lab import Target
 from bench.processes import cpu_seconds, pinned
-from bench.wrk import WrkResult, median_result, run_wrk, wrk_command
+from bench.wrk import REPORT_SCRIPT, WrkResult, median_result, run_wrk, wrk_command
 
 SIZES = {"12B": configs.SMALL_PATH, "64KiB": configs.LARGE_PATH}
+# What `--request` sends (bench/lua/<kind>.lua) and the paths it asks for, by body size.
+REQUESTS = {
+    "get": SIZES,
+    "forwarded": SIZES,  # a GET carrying the client's own X-Forwarded-For and -Proto
+    "post": {"12B": configs.FORM_PATH},  # a 100-byte form; the origin answers 12 bytes
+}
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,7 @@ class LoadSettings:
     connections: int
     threads: int = 1
     wrk_cpus: str | None = None  # taskset list for wrk, None = unpinned
+    script: str | None = None  # wrk's script (wrk.request_script), None = report.lua
 
 
 def rotation(items: Sequence[Target], shift: int) -> list[Target]:
@@ -59,7 +66,7 @@ def run_throughput(
     taskset: str | None,
     raw_log: Path,
     progress: bool = True,
-    sizes: Sequence[str] = tuple(SIZES),
+    sizes: Mapping[str, str] = SIZES,
 ) -> dict[str, dict[str, dict[str, float | int]]]:
     """{target: {size: median figures}} after load.repeats interleaved rounds."""
     runs: dict[tuple[str, str], list[WrkResult]] = {}
@@ -68,12 +75,13 @@ def run_throughput(
         argv = wrk_command(
             wrk,
             target.port,
-            SIZES[size],
+            sizes[size],
             target.host,
             duration,
             load.connections,
             load.threads,
             target.headers,
+            Path(load.script) if load.script else REPORT_SCRIPT,
         )
         before = cpu_seconds(target.proc.pid) if target.proc else None
         result = run_wrk(pinned(argv, load.wrk_cpus, taskset), raw_log)

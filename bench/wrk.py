@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 REPORT_SCRIPT = Path(__file__).resolve().parent / "report.lua"
+LUA_DIR = Path(__file__).resolve().parent / "lua"  # requests other than a plain GET
 MARKER = "BENCH_JSON "
 
 
@@ -83,6 +84,7 @@ def wrk_command(
     connections: int,
     threads: int = 1,
     headers: Mapping[str, str] | None = None,
+    script: Path = REPORT_SCRIPT,
 ) -> list[str]:
     """The wrk argv for one run; loopback only, bounded by duration."""
     argv = [
@@ -94,7 +96,7 @@ def wrk_command(
         "5s",
         "--latency",
         "-s",
-        str(REPORT_SCRIPT),
+        str(script),
         "-H",
         f"Host: {host}",
     ]
@@ -102,6 +104,16 @@ def wrk_command(
         argv += ["-H", f"{name}: {value}"]
     argv.append(f"http://127.0.0.1:{port}{path}")
     return argv
+
+
+def request_script(kind: str, directory: Path) -> Path:
+    """The script wrk runs: report.lua, after bench/lua/<kind>.lua unless kind is "get"
+    (wrk takes one script; both set only globals, so wrk keeps its static request)."""
+    if kind == "get":
+        return REPORT_SCRIPT
+    script = directory / f"wrk-{kind}.lua"
+    script.write_text((LUA_DIR / f"{kind}.lua").read_text() + "\n" + REPORT_SCRIPT.read_text())
+    return script
 
 
 def run_wrk(argv: Sequence[str], raw_log: Path | None = None) -> WrkResult:

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 from bench.lab import Lab, Target
-from bench.throughput import LoadSettings, add_ratios, run_throughput
+from bench.throughput import REQUESTS, LoadSettings, add_ratios, run_throughput
 from bench.tools import Tools, find_program
+from bench.wrk import request_script
 
 from bench import memory, route_change, scaling
 
@@ -41,12 +42,18 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
         yield running
 
 
-def test_every_target_serves_wrk_load_without_errors(lab: Lab, tmp_path: Path) -> None:
+@pytest.mark.parametrize("request_kind", sorted(REQUESTS))
+def test_every_target_serves_wrk_load_without_errors(
+    lab: Lab, tmp_path: Path, request_kind: str
+) -> None:
+    """For each --request: the origin answers /form only to a POST, so a bench that did not
+    post as asked counts errors."""
     origin = lab.start_origin()
     nginx = lab.start_nginx()
     vhostd, vhostd_auth = lab.start_vhostd()
     targets: list[Target] = [origin, nginx, vhostd, vhostd_auth]
-    load = LoadSettings(duration_s=1, warmup_s=0, repeats=1, connections=8)
+    script = str(request_script(request_kind, tmp_path))
+    load = LoadSettings(duration_s=1, warmup_s=0, repeats=1, connections=8, script=script)
     summary = run_throughput(
         targets,
         load,
@@ -54,7 +61,7 @@ def test_every_target_serves_wrk_load_without_errors(lab: Lab, tmp_path: Path) -
         None,
         tmp_path / "wrk.txt",
         progress=False,
-        sizes=("12B",),
+        sizes={"12B": REQUESTS[request_kind]["12B"]},
     )
     add_ratios(summary, "nginx")
     for target in targets:
@@ -63,6 +70,17 @@ def test_every_target_serves_wrk_load_without_errors(lab: Lab, tmp_path: Path) -
         assert figures["errors"] == 0, target.name
     assert summary["nginx"]["12B"]["ratio_to_nginx"] == 1.0
     assert "Host: auth.bench.local" in (tmp_path / "wrk.txt").read_text()
+
+
+def test_the_form_path_refuses_anything_but_a_post(lab: Lab, tmp_path: Path) -> None:
+    origin = lab.start_origin()
+    get = request_script("get", tmp_path)
+    load = LoadSettings(duration_s=1, warmup_s=0, repeats=1, connections=2, script=str(get))
+    summary = run_throughput(
+        [origin], load, lab.tools.wrk, None, tmp_path / "wrk.txt", progress=False,
+        sizes={"12B": REQUESTS["post"]["12B"]},
+    )  # fmt: skip
+    assert summary["origin"]["12B"]["errors"] == summary["origin"]["12B"]["requests"] > 0
 
 
 def test_auth_host_refuses_wrong_credentials(lab: Lab) -> None:

@@ -9,7 +9,14 @@ from bench.lab import Target
 from bench.profile import frame_name, summarise_collapsed
 from bench.route_change import site_file_text, summarise_ms
 from bench.throughput import add_ratios, rotation, round_order
-from bench.wrk import WrkResult, median_result, parse_report, wrk_command
+from bench.wrk import (
+    REPORT_SCRIPT,
+    WrkResult,
+    median_result,
+    parse_report,
+    request_script,
+    wrk_command,
+)
 
 from bench import configs, report
 
@@ -45,6 +52,17 @@ def test_wrk_command_is_bounded_loopback_with_whole_seconds() -> None:
     assert argv[argv.index("-H") + 1] == "Host: a.test"
     assert "Authorization: Basic x" in argv
     assert "-d1s" in wrk_command("wrk", 1, "/", "h", 0.2, 1)
+
+
+def test_a_request_script_goes_before_the_report_hook(tmp_path) -> None:
+    assert request_script("get", tmp_path) == REPORT_SCRIPT
+    post = request_script("post", tmp_path).read_text()
+    assert post.index('wrk.method = "POST"') < post.index("done = function")
+    assert post.endswith(REPORT_SCRIPT.read_text())
+    forwarded = request_script("forwarded", tmp_path).read_text()
+    assert 'wrk.headers["X-Forwarded-For"]' in forwarded
+    argv = wrk_command("wrk", 1, "/", "h", 1, 1, script=tmp_path / "wrk-post.lua")
+    assert argv[argv.index("-s") + 1] == str(tmp_path / "wrk-post.lua")
 
 
 def _result(rps: float, p99: float, errors: int = 0) -> WrkResult:
