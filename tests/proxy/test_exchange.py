@@ -134,8 +134,13 @@ def test_a_head_and_the_body_read_with_it_reach_the_backend_in_one_packet(origin
             b"5\r\nthird\r\n0\r\n\r\n"
         )
         assert read_response(sock).json()["body"] == "third"
+        # a large body leaves beside its head (writev, not copied); a young loopback
+        # connection can send at most 32 KiB per packet (ss shows mss:32768), so not counted
+        large = b"4" * 40_000
+        sock.sendall(build_request("POST", "/echo", body=large))
+        assert read_response(sock).json()["body"] == large.decode()
     assert origin.connections == 1
-    assert [seen.segments for seen in origin.received] == [1, 2, 3]
+    assert [seen.segments for seen in origin.received[:3]] == [1, 2, 3]
 
 
 def test_pipelined_requests_with_bodies_keep_their_bodies_and_order(origin, make_proxy):

@@ -23,6 +23,7 @@ from vhostd.proxy.response import (
     BUSY,
     HEAD,
     IDLE,
+    LARGE_PIECE,
     PAUSE_HELD_BODY,
     PAUSE_QUEUE,
     STREAM,
@@ -516,7 +517,13 @@ class ClientConnection(ResponseSide):
             if len(out) == 1:
                 conn.transport.write(out[0])
             else:
-                conn.transport.writelines(out)  # one writev, bodies not copied
+                size = 0
+                for piece in out:
+                    size += len(piece)
+                if size >= LARGE_PIECE:
+                    conn.transport.writelines(out)  # one writev: a large body is not copied
+                else:
+                    conn.transport.write(b"".join(out))  # cheaper than writelines when small
         out.clear()
 
     def _reject(self, rejection: Rejection) -> None:
