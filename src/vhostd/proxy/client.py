@@ -143,9 +143,7 @@ class ClientConnection(ResponseSide):
                 elif self.phase == HEAD:  # it began in this read: now its deadline matters
                     self._enter(HEAD, self.settings.client_header_timeout)
         finally:
-            self.gathering = False
-            if self.up_out_conn is not None:
-                self._flush_up()
+            self._stop_gathering()
         if self.out:
             self._flush()
 
@@ -203,9 +201,7 @@ class ClientConnection(ResponseSide):
             self._reject(rejection)
             return False
         finally:
-            self.gathering = False
-            if self.up_out_conn is not None:
-                self._flush_up()
+            self._stop_gathering()
         return True
 
     # --- httptools request callbacks ----------------------------------------------------
@@ -446,8 +442,7 @@ class ClientConnection(ResponseSide):
                 self._request_sent(conn)
         finally:
             if not gathering:
-                self.gathering = False
-                self._flush_up()
+                self._stop_gathering()
 
     def _upstream_head(self, request: Request, route: Route, backend: Backend) -> bytes:
         lines = request.lines
@@ -499,8 +494,7 @@ class ClientConnection(ResponseSide):
             self._enter(WAIT, self.route.site.timeouts.first_byte)
 
     def _send_up(self, conn: UpstreamConnection, data: bytes) -> None:
-        """Bytes for the backend: written now, or, while httptools reads a client read,
-        gathered until its end (`up_out`)."""
+        """Bytes for the backend: written now, or gathered in `up_out` while `gathering`."""
         if not self.gathering:
             conn.transport.write(data)
             return
@@ -508,6 +502,11 @@ class ClientConnection(ResponseSide):
             self._flush_up()
             self.up_out_conn = conn
         self.up_out.append(data)
+
+    def _stop_gathering(self) -> None:
+        self.gathering = False
+        if self.up_out_conn is not None:
+            self._flush_up()
 
     def _flush_up(self) -> None:
         conn = self.up_out_conn

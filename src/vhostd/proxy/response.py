@@ -75,10 +75,10 @@ class ResponseSide:
         self.passed_authorization: bytes | None = None
         self.out: list[bytes | memoryview] = []
         self.read_size = 0
-        # While httptools reads a client read, and while a request is handed to a backend
-        # connection, bytes for the backend wait in `up_out` and leave in one write at the
-        # end: a head and the body read with it are one packet to the backend, not two or
-        # three (see ClientConnection._send_up).
+        # While httptools reads a client read, the scanner hands on a head with its body, or
+        # a request is handed to a backend connection, bytes for the backend wait in
+        # `up_out` and leave in one write at the end: a head and the body read with it are
+        # one packet to the backend, not two or three (see ClientConnection._send_up).
         self.gathering = False
         self.up_out: list[bytes] = []
         self.up_out_conn: UpstreamConnection | None = None
