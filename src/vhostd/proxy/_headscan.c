@@ -5,11 +5,11 @@
  * small request. Nearly every head is simple: whole in one read, no obs-fold, a Connection
  * header that names nothing; a response with a status from 200 to 599 and a
  * Content-Length, a request without a body or with a Content-Length body that came in the
- * same read. scan_response() and
- * scan_request() read such a head in one pass and return what the proxy needs from it,
- * the headers it forwards already joined; for anything else they return None and the
- * caller parses with httptools (upstream.py, client.py). They accept only heads that
- * llhttp reads the same way (tests/proxy/test_headscan.py compares the two).
+ * same read. scan_response() and scan_request() read such a head in one pass and return
+ * what the proxy needs from it, the headers it forwards already joined; for anything else
+ * they return None and the caller parses with httptools (upstream.py, client.py). They
+ * accept only heads that llhttp reads the same way (tests/proxy/test_headscan.py compares
+ * the two).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -345,9 +345,9 @@ static PyObject *VERSION_1_0, *VERSION_1_1;
  *       header_count, content_length) | None
  * A request of a method above without Transfer-Encoding, Upgrade or Expect, whose whole head
  * is in `data` from `start`, and its body too if it has a Content-Length (-1: none; the body
- * is data[head_end:head_end + content_length]); anything else is None: feed it to httptools. X-Forwarded-* and the like are
- * dropped from an untrusted client (the proxy sets its own); a trusted proxy's are extended
- * by the slow path. */
+ * is data[head_end:head_end + content_length]); anything else is None: feed it to
+ * httptools. X-Forwarded-* and the like are dropped from an untrusted client (the proxy
+ * sets its own); a trusted proxy's are extended by the slow path. */
 static PyObject *scan_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 5) {
         PyErr_SetString(PyExc_TypeError, "scan_request takes 5 arguments");
@@ -372,7 +372,8 @@ static PyObject *scan_request(PyObject *module, PyObject *const *args, Py_ssize_
     PyObject *method = NULL;
     for (size_t i = 0; i < COUNT(known_methods); i++) {
         size_t len = known_methods[i].len;
-        if ((size_t)(end - p) > len && memcmp(p, known_methods[i].name, len) == 0 && p[len] == ' ') {
+        if ((size_t)(end - p) > len && p[len] == ' ' &&
+            memcmp(p, known_methods[i].name, len) == 0) {
             method = known_methods[i].object;
             p += len + 1;
             break;
