@@ -21,7 +21,7 @@ from typing import Any
 
 from bench import memory, report, route_change, scaling
 from bench.lab import Lab, Target
-from bench.throughput import REQUESTS, LoadSettings, add_ratios, run_throughput
+from bench.throughput import REQUEST_PATHS, LoadSettings, add_ratios, run_throughput
 from bench.tools import Tools, ensure_tools
 from bench.wrk import request_script
 
@@ -45,7 +45,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the run directory")
     parser.add_argument(
         "--request",
-        choices=sorted(REQUESTS),
+        choices=sorted(REQUEST_PATHS),
         default="get",
         help="what wrk sends: get (default), post (a 100-byte form), forwarded (a GET with"
         " X-Forwarded-For/-Proto); not get: results go to <request>-summary.json",
@@ -178,8 +178,9 @@ def main(argv: list[str] | None = None) -> int:
             f" rounds, {load.connections} connections",
             flush=True,
         )
+        sizes = REQUEST_PATHS[args.request]
         throughput = run_throughput(
-            targets, load, tools.wrk, tools.taskset, raw_dir / "wrk.txt", sizes=REQUESTS[args.request]
+            targets, load, tools.wrk, tools.taskset, raw_dir / "wrk.txt", sizes=sizes
         )
         add_ratios(throughput, "nginx")
         add_ratios(throughput, "haproxy")
@@ -201,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                     lab.origin_port,
                     repeats=3 if quick else 10,
                 )
-        if vhostd is not None and not quick:
+        if vhostd is not None and not quick and args.request == "get":  # (it loads GETs)
             extras["worker_scaling"] = measure_worker_scaling(lab, tools, raw_dir, problems)
         memory_targets = (
             [vhostd] if quick and vhostd else [t for t in proxies if not t.name.endswith("+auth")]

@@ -114,7 +114,8 @@ def worker_scaling(
             targets.append(target)
             for pid in wait_for_workers(target, count):
                 groups.confine(pid)
-        throughput = run_throughput(targets, load, wrk, taskset, raw_log, sizes={"12B": SIZES["12B"]})
+        small = {"12B": SIZES["12B"]}
+        throughput = run_throughput(targets, load, wrk, taskset, raw_log, sizes=small)
     finally:
         try:
             for target in targets:

@@ -25,7 +25,7 @@ from bench.wrk import REPORT_SCRIPT, WrkResult, median_result, run_wrk, wrk_comm
 
 SIZES = {"12B": configs.SMALL_PATH, "64KiB": configs.LARGE_PATH}
 # What `--request` sends (bench/lua/<kind>.lua) and the paths it asks for, by body size.
-REQUESTS = {
+REQUEST_PATHS = {
     "get": SIZES,
     "forwarded": SIZES,  # a GET carrying the client's own X-Forwarded-For and -Proto
     "post": {"12B": configs.FORM_PATH},  # a 100-byte form; the origin answers 12 bytes
@@ -42,7 +42,7 @@ class LoadSettings:
     connections: int
     threads: int = 1
     wrk_cpus: str | None = None  # taskset list for wrk, None = unpinned
-    script: str | None = None  # wrk's script (wrk.request_script), None = report.lua
+    script: str = str(REPORT_SCRIPT)  # what wrk runs (see wrk.request_script)
 
 
 def rotation(items: Sequence[Target], shift: int) -> list[Target]:
@@ -81,7 +81,7 @@ def run_throughput(
             load.connections,
             load.threads,
             target.headers,
-            Path(load.script) if load.script else REPORT_SCRIPT,
+            load.script,
         )
         before = cpu_seconds(target.proc.pid) if target.proc else None
         result = run_wrk(pinned(argv, load.wrk_cpus, taskset), raw_log)

@@ -84,7 +84,7 @@ def wrk_command(
     connections: int,
     threads: int = 1,
     headers: Mapping[str, str] | None = None,
-    script: Path = REPORT_SCRIPT,
+    script: Path | str = REPORT_SCRIPT,
 ) -> list[str]:
     """The wrk argv for one run; loopback only, bounded by duration."""
     argv = [

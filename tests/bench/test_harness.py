@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from bench.lab import Lab, Target
-from bench.throughput import REQUESTS, LoadSettings, add_ratios, run_throughput
+from bench.throughput import REQUEST_PATHS, LoadSettings, add_ratios, run_throughput
 from bench.tools import Tools, find_program
 from bench.wrk import request_script
 
@@ -42,7 +42,7 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
         yield running
 
 
-@pytest.mark.parametrize("request_kind", sorted(REQUESTS))
+@pytest.mark.parametrize("request_kind", sorted(REQUEST_PATHS))
 def test_every_target_serves_wrk_load_without_errors(
     lab: Lab, tmp_path: Path, request_kind: str
 ) -> None:
@@ -61,7 +61,7 @@ def test_every_target_serves_wrk_load_without_errors(
         None,
         tmp_path / "wrk.txt",
         progress=False,
-        sizes={"12B": REQUESTS[request_kind]["12B"]},
+        sizes={"12B": REQUEST_PATHS[request_kind]["12B"]},
     )
     add_ratios(summary, "nginx")
     for target in targets:
@@ -78,7 +78,7 @@ def test_the_form_path_refuses_anything_but_a_post(lab: Lab, tmp_path: Path) -> 
     load = LoadSettings(duration_s=1, warmup_s=0, repeats=1, connections=2, script=str(get))
     summary = run_throughput(
         [origin], load, lab.tools.wrk, None, tmp_path / "wrk.txt", progress=False,
-        sizes={"12B": REQUESTS["post"]["12B"]},
+        sizes={"12B": REQUEST_PATHS["post"]["12B"]},
     )  # fmt: skip
     assert summary["origin"]["12B"]["errors"] == summary["origin"]["12B"]["requests"] > 0
 
