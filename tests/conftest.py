@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.support.origin import Origin
+from tests.support.raw_backend import RawBackend
 from tests.support.vhostd import VhostdProcess
 from vhostd import native
 
@@ -59,3 +60,18 @@ def make_proxy(tmp_path: Path) -> Iterator[Callable[..., VhostdProcess]]:
     yield make
     for proxy in started:
         proxy.stop()
+
+
+@pytest.fixture
+def raw_backend() -> Iterator[Callable[..., RawBackend]]:
+    """make(handler): a RawBackend serving each connection with handler(conn, backend)."""
+    started: list[RawBackend] = []
+
+    def make(handler: Callable[..., None]) -> RawBackend:
+        backend = RawBackend(handler)
+        started.append(backend)
+        return backend
+
+    yield make
+    for backend in started:
+        backend.stop()

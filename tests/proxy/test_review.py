@@ -1,9 +1,9 @@
 """Data-plane review: desync, stuck exchanges and timeouts found by attacking a running vhostd.
 
 Every test runs a real vhostd subprocess against real backends on loopback. Some backends
-here are small raw-socket servers (`RawBackend`) because the behaviour under test (interim
-responses, an extra response, a reset mid-body, a server that answers before reading the
-body) cannot be produced by tests/support/origin.py.
+here are small raw-socket servers (`RawBackend`, tests/support/raw_backend.py) because the
+behaviour under test (interim responses, an extra response, a reset mid-body, a server that
+answers before reading the body) cannot be produced by tests/support/origin.py.
 """
 
 from __future__ import annotations
@@ -11,90 +11,11 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable
 
 import pytest
 
+from tests.support.raw_backend import RawBackend
 from tests.support.vhostd import build_request, read_response, site
-
-
-class RawBackend:
-    """A threaded TCP server on loopback; `handler(conn, backend)` serves one connection."""
-
-    def __init__(self, handler: Callable[[socket.socket, RawBackend], None]) -> None:
-        self.handler = handler
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.targets: list[str] = []
-        self.heads: list[bytes] = []
-        self.connections = 0
-        self.stopped = False
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _accept(self) -> None:
-        while not self.stopped:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        conn.settimeout(10)
-        try:
-            self.handler(conn, self)
-        except OSError:
-            pass
-        finally:
-            conn.close()
-
-    def stop(self) -> None:
-        self.stopped = True
-        self.sock.close()
-
-    # helpers for handlers
-    def read_head(self, conn: socket.socket, buffer: bytearray) -> bytes | None:
-        while b"\r\n\r\n" not in buffer:
-            data = conn.recv(65536)
-            if not data:
-                return None
-            buffer += data
-        head, _, rest = bytes(buffer).partition(b"\r\n\r\n")
-        buffer[:] = rest
-        self.heads.append(head + b"\r\n\r\n")
-        self.targets.append(head.split(b" ", 2)[1].decode("latin-1"))
-        return head
-
-    @staticmethod
-    def content_length(head: bytes) -> int:
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                return int(value.strip())
-        return 0
-
-
-@pytest.fixture
-def raw_backend():
-    started: list[RawBackend] = []
-
-    def make(handler):
-        backend = RawBackend(handler)
-        started.append(backend)
-        return backend
-
-    yield make
-    for backend in started:
-        backend.stop()
 
 
 def ok(body: bytes) -> bytes:
