@@ -27,7 +27,7 @@ NATIVE_MODULES = (
     "vhostd.config.model",
 )
 # Written in C, built beside them.
-C_MODULES = ("vhostd.proxy._headscan",)
+C_MODULES = ("vhostd.proxy._headscan", "vhostd.proxy._chunks")
 ALL_MODULES = NATIVE_MODULES + C_MODULES
 
 

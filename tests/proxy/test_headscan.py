@@ -34,6 +34,9 @@ HEADS = [
     b"HTTP/1.1 302 Found\r\nLocation: /\xc3\xa9t\xc3\xa9\r\nSet-Cookie: a=b; Path=/\r\n"
     b"Set-Cookie: c=d\r\nProxy: x\r\nUpgrade: h2c\r\nTrailer: x\r\nContent-Length: 5\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nProxy-Connection: keep-alive\r\nContent-Length: 18446744073\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n"
+    b"Connection: keep-alive\r\n\r\n",
+    b"HTTP/1.1 404 Not Found\r\ntransfer-encoding:  Chunked \r\nConnection: close\r\n\r\n",
 ]
 MUTATIONS = [b"\x00", b"\t", b" ", b"\r", b"\n", b":", b",", b"\x7f", b"\x80", b"A", b"0", b"-"]
 
@@ -80,10 +83,13 @@ def agrees_with_llhttp(data: bytes) -> None:
     scanned = scan_response(data)
     if scanned is None:
         return
-    body_from, status, keep_alive, length, digits, reason, kept = scanned
+    body_from, status, keep_alive, length, digits, reason, kept, chunked = scanned
     recorder = Recorder(httptools.HttpResponseParser)
     recorder.parser.feed_data(data[:body_from])  # raises if llhttp rejects what we took
     assert recorder.head_complete, data
+    if chunked and status not in (204, 304):  # llhttp reads a chunked body after it
+        recorder.parser.feed_data(b"2\r\nok\r\n0\r\n\r\n")
+        assert recorder.body == b"ok" and recorder.message_complete, data
     assert status == recorder.parser.get_status_code()
     assert keep_alive == recorder.keep_alive, data
     assert reason == recorder.reason
@@ -125,7 +131,15 @@ def test_every_variant_it_accepts_llhttp_reads_the_same(head: bytes) -> None:
 @pytest.mark.parametrize(
     "data",
     [
-        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",  # chunked body
+        # chunked framing that is not the plain kind
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding:\tchunked\r\n\r\n",  # llhttp: not chunked
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\t\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n",  # body until close
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
         b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\n",

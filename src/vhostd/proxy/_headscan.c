@@ -4,12 +4,12 @@
  * each about 2,000 instructions of call machinery: over a third of what vhostd spent per
  * small request. Nearly every head is simple: whole in one read, no obs-fold, a Connection
  * header that names nothing; a response with a status from 200 to 599 and a
- * Content-Length, a request without a body or with a Content-Length body that came in the
- * same read. scan_response() and scan_request() read such a head in one pass and return
- * what the proxy needs from it, the headers it forwards already joined; for anything else
- * they return None and the caller parses with httptools (upstream.py, client.py). They
- * accept only heads that llhttp reads the same way (tests/proxy/test_headscan.py compares
- * the two).
+ * Content-Length or chunked framing, a request without a body or with a Content-Length
+ * body that came in the same read. scan_response() and scan_request() read such a head in
+ * one pass and return what the proxy needs from it, the headers it forwards already
+ * joined; for anything else they return None and the caller parses with httptools
+ * (upstream.py, client.py). They accept only heads that llhttp reads the same way
+ * (tests/proxy/test_headscan.py compares the two).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -252,6 +252,13 @@ static long long length_value(const struct header *h) {
     return length;
 }
 
+static int only_spaces(const char *p, const char *end) {
+    for (; p < end; p++) {
+        if (*p != ' ') return 0;
+    }
+    return 1;
+}
+
 static PyObject *bytes_or_none(const char *start, const char *stop) {
     return start == NULL ? Py_NewRef(Py_None) : PyBytes_FromStringAndSize(start, stop - start);
 }
@@ -271,7 +278,9 @@ fail:
 }
 
 /* scan_response(data) -> (head_end, status, keep_alive, length, length_digits, reason,
- *                         forwarded_headers) | None */
+ *                         forwarded_headers, chunked) | None
+ * A head with a Content-Length (length -1: none), or "Transfer-Encoding: chunked" (its body
+ * is read by _chunks.c), or a 204 or 304. */
 static PyObject *scan_response(PyObject *module, PyObject *data) {
     char *buf;
     Py_ssize_t size;
@@ -301,18 +310,29 @@ static PyObject *scan_response(PyObject *module, PyObject *data) {
     enum kind kind;
     long long length = -1;
     const char *digits = NULL, *digits_end = NULL;
-    int more;
+    int more, chunked = 0;
     while ((more = next_special(&r, &h, &kind)) == 1) {
-        /* (CHUNKED: chunked bodies are parsed by httptools) */
+        if (kind == CHUNKED) {
+            /* one "Transfer-Encoding: chunked" in HTTP/1.1; any other coding, a list, a tab
+             * around it (llhttp then reads no chunked framing) or chunked in HTTP/1.0 is
+             * left to httptools */
+            size_t len = (size_t)(h.value_end - h.value);
+            if (chunked || minor != 1 || !token_is(h.value, len, "chunked") ||
+                !only_spaces(h.line + h.name_len + 1, h.value) ||
+                !only_spaces(h.value_end, h.raw_end))
+                Py_RETURN_NONE;
+            chunked = 1;
+            continue;
+        }
         if (kind != LENGTH || digits != NULL || (length = length_value(&h)) < 0) Py_RETURN_NONE;
         digits = h.value;
         digits_end = h.value_end;
     }
-    if (more < 0) Py_RETURN_NONE;
+    if (more < 0 || (chunked && digits != NULL)) Py_RETURN_NONE;
     /* without a length the body runs until the backend closes: httptools' business */
-    if (digits == NULL && status != 204 && status != 304) Py_RETURN_NONE;
+    if (digits == NULL && !chunked && status != 204 && status != 304) Py_RETURN_NONE;
 
-    PyObject *items[7] = {
+    PyObject *items[8] = {
         PyLong_FromSsize_t(r.p - buf),
         PyLong_FromLong(status),
         Py_NewRef(keeps_alive(minor, r.options) ? Py_True : Py_False),
@@ -320,8 +340,9 @@ static PyObject *scan_response(PyObject *module, PyObject *data) {
         bytes_or_none(digits, digits_end),
         PyBytes_FromStringAndSize(reason, reason_end - reason),
         spans_join(&r.kept),
+        Py_NewRef(chunked ? Py_True : Py_False),
     };
-    return tuple_of(items, 7);
+    return tuple_of(items, 8);
 }
 
 /* The bytes of an origin-form request target we take without asking llhttp: RFC 3986's

@@ -1,10 +1,11 @@
 """The response half of a client connection, and what both halves share.
 
 ResponseSide holds a connection's state and everything that happens once a request has been
-sent: the backend's response relayed to the client (framing rewritten, hop-by-hop headers
-dropped), a 101 turning both sides into a tunnel, retries when a backend drops a request
-before answering, the end of an exchange, error answers, the connection's single timer and
-its output buffer. ClientConnection (client.py) adds the request half on top of it.
+sent: the backend's response relayed to the client (hop-by-hop headers dropped, framing
+passed on where it is plain and rewritten where not), a 101 turning both sides into a
+tunnel, retries when a backend drops a request before answering, the end of an exchange,
+error answers, the connection's single timer and its output buffer. ClientConnection
+(client.py) adds the request half on top of it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ from vhostd.config.model import Backend
 from vhostd.proxy.headers import without_named
 from vhostd.proxy.pages import error_response
 from vhostd.proxy.request import Request
-from vhostd.proxy.upstream import RawBody, UpstreamConnection
+from vhostd.proxy.upstream import (
+    CHUNKS_BAD,
+    CHUNKS_DONE,
+    CHUNKS_SLOW,
+    CHUNKS_START,
+    SCAN_CHUNKS,
+    RawBody,
+    UpstreamConnection,
+)
 from vhostd.routing.table import Route
 
 if TYPE_CHECKING:
@@ -127,25 +136,30 @@ class ResponseSide:
         if self.tunnel is not None:
             self.transport.write(data)
             return
-        if conn.raw_left:
-            self._relay_raw(conn, data, 0)
-        elif (body_from := conn.read_head(data)) >= 0:
-            if self.on_upstream_head(conn, conn.status):
-                conn.raw_left = conn.length
-            # with no body to relay, this marks the response complete (and any byte after
-            # its head as overflow)
-            self._relay_raw(conn, data, body_from)
-        else:
-            try:
+        try:
+            if conn.raw_left:
+                self._relay_raw(conn, data, 0)
+            elif conn.chunk_state:
+                self._relay_chunks(conn, data, 0)
+            elif (body_from := conn.read_head(data)) >= 0:
+                if not self.on_upstream_head(conn, conn.status):
+                    # no body: this marks the response complete (a byte after it: overflow)
+                    self._relay_raw(conn, data, body_from)
+                elif conn.chunked:
+                    self._start_chunks(conn, data, body_from)
+                else:
+                    conn.raw_left = conn.length
+                    self._relay_raw(conn, data, body_from)
+            else:
                 conn.feed(data)
-            except httptools.HttpParserUpgrade as exc:
-                self._open_tunnel(conn, data[exc.args[0] :])
+        except httptools.HttpParserUpgrade as exc:
+            self._open_tunnel(conn, data[exc.args[0] :])
+            return
+        except httptools.HttpParserError as exc:
+            if not isinstance(exc.__context__, RawBody):
+                self._upstream_failed(conn, 502, "The backend sent an invalid response.")
                 return
-            except httptools.HttpParserError as exc:
-                if not isinstance(exc.__context__, RawBody):
-                    self._upstream_failed(conn, 502, "The backend sent an invalid response.")
-                    return
-                self._relay_raw(conn, data, conn.body_from)
+            self._relay_raw(conn, data, conn.body_from)
         if conn.message_complete or (self.no_body and self.response_started):
             self._response_complete(conn)
         elif self.route is not None:  # more to come: between-bytes timeout from now
@@ -194,18 +208,59 @@ class ResponseSide:
         """Pass on the body bytes of `data` from `start`, as they are (large pieces uncopied)."""
         take = min(len(data) - start, conn.raw_left)
         if take > 0:
-            if start == 0 and take == len(data):
-                self.out.append(data)
-            elif take < LARGE_PIECE:  # copied by the join in _flush anyway
-                self.out.append(data[start : start + take])
-            else:  # written beside the head without a copy (see _flush)
-                self.out.append(memoryview(data)[start : start + take])
-            self.response_bytes += take
+            self._pass_on(data, start, start + take)
             conn.raw_left -= take
         if conn.raw_left == 0:
             conn.message_complete = True
             if start + take < len(data):
                 conn.overflow = True  # bytes after the response: the connection is unusable
+
+    def _pass_on(self, data: bytes, start: int, stop: int) -> None:
+        """Queue data[start:stop] for the client as it is."""
+        if start == 0 and stop == len(data):
+            self.out.append(data)
+        elif stop - start < LARGE_PIECE:  # copied by the join in _flush anyway
+            self.out.append(data[start:stop])
+        else:  # written beside the head without a copy (see _flush)
+            self.out.append(memoryview(data)[start:stop])
+        self.response_bytes += stop - start
+
+    def _start_chunks(self, conn: UpstreamConnection, data: bytes, start: int) -> None:
+        """A chunked body from `start`: an HTTP/1.1 client gets the backend's own chunks,
+        their framing checked as they pass; an HTTP/1.0 one gets the body httptools
+        decodes, until the connection closes."""
+        if self.chunk_out and SCAN_CHUNKS is not None:
+            self.chunk_out = False  # (the framing is the backend's: see _relay_chunks)
+            conn.chunk_state = CHUNKS_START
+            self._relay_chunks(conn, data, start)
+        else:
+            conn.feed_chunks(data[start:])
+
+    def _relay_chunks(self, conn: UpstreamConnection, data: bytes, start: int) -> None:
+        """Pass on the chunked body in `data` from `start` as it is, as far as its framing
+        is plain; the rest of a body that is not, httptools decodes and we frame again."""
+        assert SCAN_CHUNKS is not None
+        if conn.chunk_held:  # a chunk-size line begun in the last read
+            data = conn.chunk_held + data[start:]
+            start = 0
+            conn.chunk_held = b""
+        stop, state = SCAN_CHUNKS(data, start, conn.chunk_state)
+        if stop > start:
+            self._pass_on(data, start, stop)
+        conn.chunk_state = max(state, 0)
+        if state > 0:
+            if stop < len(data):
+                conn.chunk_held = data[stop:]
+        elif state == CHUNKS_DONE:
+            conn.message_complete = True
+            if stop < len(data):
+                conn.overflow = True  # bytes after the response: the connection is unusable
+        elif state == CHUNKS_SLOW:  # an extension, a trailer...: httptools reads on
+            self.chunk_out = True
+            conn.feed_chunks(data[stop:])
+        else:
+            assert state == CHUNKS_BAD
+            raise httptools.HttpParserError("no CRLF after a chunk's data")
 
     def on_upstream_body(self, body: bytes) -> None:
         if self.no_body:

@@ -10,6 +10,7 @@ bytes arriving on an idle connection also drop it, since no request is waiting f
 from __future__ import annotations
 
 import asyncio
+import importlib
 import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, cast
@@ -47,21 +48,32 @@ def _insecure_tls() -> ssl.SSLContext:
     return context
 
 
-def load_scanner(name: str) -> Any:
-    """A function of the C head scanner (proxy/_headscan.c), or None when it is not built
-    (no C compiler): then every head goes through httptools."""
+def load_scanner(name: str, module: str = "_headscan") -> Any:
+    """A function of a C scanner (proxy/_headscan.c, proxy/_chunks.c), or None when it is
+    not built (no C compiler): then every head and body goes through httptools."""
     try:
-        from vhostd.proxy import _headscan
+        scanners = importlib.import_module(f"vhostd.proxy.{module}")
     except ImportError:
         return None
-    return getattr(_headscan, name)
+    return getattr(scanners, name)
 
 
-ScannedResponse = tuple[int, int, bool, int, "bytes | None", bytes, bytes]
+ScannedResponse = tuple[int, int, bool, int, "bytes | None", bytes, bytes, bool]
 # (data) -> the parts of the response head it begins with, or None: feed httptools
 SCAN_RESPONSE: Final[Callable[[bytes], ScannedResponse | None] | None] = load_scanner(
     "scan_response"
 )
+# (data, start, state) -> (where to stop, state to go on from): see proxy/_chunks.c
+SCAN_CHUNKS: Final[Callable[[bytes, int, int], tuple[int, int]] | None] = load_scanner(
+    "scan_chunks", "_chunks"
+)
+CHUNKS_START: Final = 1  # the state of a body's first read; scan_chunks ends with a state or
+CHUNKS_DONE: Final = 0  # the body ended
+CHUNKS_SLOW: Final = -1  # httptools reads the rest
+CHUNKS_BAD: Final = -2  # no CRLF after a chunk's data
+# A head that only says "chunked": put before the rest of a body that the C chunk scanner
+# (proxy/_chunks.c) leaves to httptools, it gives a fresh parser the framing to read it with.
+RESUME_CHUNKED: Final = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
 
 RAW_BODY_MIN: Final = 16 * 1024  # smaller bodies go through the parser
 RAW_BODY_MIN_DIGITS: Final = len(str(RAW_BODY_MIN))
@@ -102,6 +114,9 @@ class UpstreamConnection:
         "body_from",
         "status",
         "length",
+        "chunk_state",
+        "chunk_held",
+        "resumed",
     )
 
     def __init__(self, pool: UpstreamPool, backend: Backend) -> None:
@@ -134,6 +149,12 @@ class UpstreamConnection:
         self.body_from = 0  # where the body starts in `chunk` once the head is read
         self.status = 0  # of a head read by read_head()
         self.length = 0  # its Content-Length (-1: none)
+        # A chunked body relayed as it arrives, its framing checked by SCAN_CHUNKS: where
+        # the scan stands (0: not relaying one) and the start of a chunk-size line cut off
+        # by the end of the last read, kept until the rest of the line arrives.
+        self.chunk_state = 0
+        self.chunk_held = b""
+        self.resumed = False  # httptools reads the rest of a body after RESUME_CHUNKED
 
     # --- asyncio.Protocol -------------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
@@ -170,8 +191,9 @@ class UpstreamConnection:
     def begin(self, exchange: ClientConnection) -> None:
         """Serve `exchange`: the next bytes from the backend start its response."""
         self.exchange = exchange
-        self.message_complete = self.overflow = self.got_bytes = False
-        self.raw_left = 0
+        self.message_complete = self.overflow = self.got_bytes = self.resumed = False
+        self.raw_left = self.chunk_state = 0
+        self.chunk_held = b""
 
     def read_head(self, data: bytes) -> int:
         """Where the body starts in `data` if it begins with a whole, simple response head
@@ -181,11 +203,12 @@ class UpstreamConnection:
         head = SCAN_RESPONSE(data)
         if head is None:
             return -1
-        body_from, self.status, self.keep_alive, self.length, length, self.reason, kept = head
+        (
+            body_from, self.status, self.keep_alive, self.length,
+            self.content_length, self.reason, kept, self.chunked,
+        ) = head  # fmt: skip
         self.got_bytes = True
         self.lines = [kept]
-        self.content_length = length
-        self.chunked = False
         self.upgrade = None
         self.named = NOTHING_NAMED
         return body_from
@@ -200,6 +223,13 @@ class UpstreamConnection:
             self.parser.feed_data(data)
         finally:
             self.chunk = b""  # only ever needed while its head is parsed
+
+    def feed_chunks(self, data: bytes) -> None:
+        """Parse the rest of a chunked body with httptools; `data` starts at a chunk-size
+        line (where SCAN_CHUNKS stopped, or where the body starts)."""
+        self.resumed = True
+        self.parser = httptools.HttpResponseParser(self)
+        self.feed(RESUME_CHUNKED + data)
 
     # --- httptools callbacks ------------------------------------------------------------
     def on_message_begin(self) -> None:
@@ -237,7 +267,7 @@ class UpstreamConnection:
             self.named |= connection_named(value)
 
     def on_headers_complete(self) -> None:
-        if self.overflow:
+        if self.overflow or self.resumed:  # (RESUME_CHUNKED: the real head was read before)
             return
         status = self.parser.get_status_code()
         if 100 <= status < 200 and status != 101:

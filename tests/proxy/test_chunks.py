@@ -1,0 +1,250 @@
+"""Chunked response bodies: passed on as they arrive, their framing checked by the C scanner.
+
+An HTTP/1.1 client gets the backend's own chunks; scan_chunks() (proxy/_chunks.c) says how
+far they can go as they are, where the body ends, and where httptools must read on. So
+whatever it passes on must be what llhttp reads: checked here on realistic bodies and on
+every one-byte change, insertion, deletion and truncation of them. The end-to-end tests
+then split bodies at every byte between two reads, with a real vhostd and a raw backend.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import httptools
+import pytest
+
+from tests.support.raw_backend import RawBackend
+from tests.support.vhostd import build_request, read_response, site
+from vhostd.proxy import upstream
+from vhostd.proxy.upstream import RESUME_CHUNKED
+
+chunks = pytest.importorskip("vhostd.proxy._chunks", reason="make native builds it")
+scan_chunks = chunks.scan_chunks
+
+HEAD = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+BODIES = [
+    b"5\r\nhello\r\n0\r\n\r\n",
+    b"3\r\nabc\r\n4\r\ndefg\r\n1\r\nh\r\n0\r\n\r\n",
+    b"1A\r\nabcdefghijklmnopqrstuvwxyz\r\n000\r\n\r\n",  # upper-case hex, leading zeros
+    b"4\r\n\r\n\r\n\r\n0\r\n\r\n",  # data that looks like framing
+    b"5;name=value\r\nhello\r\n0\r\n\r\n",  # an extension: httptools reads it
+    b"5\r\nhello\r\n0\r\nX-Sum: 5\r\n\r\n",  # a trailer: httptools reads it
+]
+MUTATIONS = [b"\x00", b"\t", b" ", b"\r", b"\n", b";", b"0", b"1", b"a", b"G", b"x"]
+
+
+class Reading:
+    """What llhttp makes of a response, fed one byte at a time so that the byte where the
+    message ends is known."""
+
+    def __init__(self, data: bytes, skip: int = 0) -> None:
+        self.body = b""
+        self.end: int | None = None  # in data, after the `skip` bytes of the head
+        self.error = False
+        parser = httptools.HttpResponseParser(self)
+        for i in range(len(data)):
+            try:
+                parser.feed_data(data[i : i + 1])
+            except httptools.HttpParserError:
+                self.error = True
+                return
+            if self.end is not None:
+                self.end = i + 1 - skip
+                return
+
+    def on_body(self, body: bytes) -> None:
+        self.body += body
+
+    def on_message_complete(self) -> None:
+        self.end = -1  # set to the position once feed_data returns
+
+
+def variants(body: bytes):
+    for i in range(len(body) + 1):
+        yield body[:i]
+        for byte in MUTATIONS:
+            yield body[:i] + byte + body[i:]
+            if i < len(body):
+                yield body[:i] + byte + body[i + 1 :]
+        if i < len(body):
+            yield body[:i] + body[i + 1 :]
+
+
+def agrees_with_llhttp(body: bytes) -> str:
+    """Scan `body` whole; check what is passed on against llhttp's reading of it."""
+    whole = Reading(HEAD + body, len(HEAD))
+    stop, state = scan_chunks(body, 0, chunks.START)
+    passed = Reading(HEAD + body[:stop], len(HEAD))  # what the client reads of it
+    assert not passed.error, body
+    if state == chunks.DONE:
+        assert (whole.end, whole.body) == (stop, passed.body), body
+        assert passed.end == stop, body
+        return "done"
+    assert passed.end is None, body  # passed on, but not complete
+    if state == chunks.BAD:
+        assert whole.error, body
+        return "bad"
+    if state == chunks.SLOW:  # httptools reads on from a chunk-size line
+        rest = Reading(RESUME_CHUNKED + body[stop:], len(RESUME_CHUNKED))
+        assert rest.error == whole.error, body
+        if not whole.error:
+            assert passed.body + rest.body == whole.body, body
+            assert whole.end == (None if rest.end is None else stop + rest.end), body
+        return "slow"
+    assert state > 0 and not whole.error and whole.end is None, body  # more to come
+    held = body[stop:]
+    assert len(held) <= 20 and b"\n" not in held.rstrip(b"\r\n")[:-1], body
+    return "more"
+
+
+def test_every_variant_is_passed_on_as_llhttp_reads_it() -> None:
+    outcomes = {agrees_with_llhttp(variant) for body in BODIES for variant in variants(body)}
+    assert outcomes == {"done", "more", "slow", "bad"}  # every kind of outcome was checked
+
+
+def test_the_states_are_the_ones_upstream_py_names() -> None:
+    names = ("START", "DONE", "SLOW", "BAD")
+    assert [getattr(chunks, n) for n in names] == [getattr(upstream, f"CHUNKS_{n}") for n in names]
+
+
+def test_plain_bodies_are_passed_on_whole_and_others_left_at_a_line() -> None:
+    assert scan_chunks(BODIES[1], 0, chunks.START) == (len(BODIES[1]), chunks.DONE)
+    assert scan_chunks(BODIES[2] + b"HTTP/1.1", 0, chunks.START) == (len(BODIES[2]), chunks.DONE)
+    assert scan_chunks(BODIES[4], 0, chunks.START) == (0, chunks.SLOW)
+    assert scan_chunks(BODIES[5], 0, chunks.START) == (10, chunks.SLOW)  # at "0\r\n"
+    assert scan_chunks(b"5\r\nhelloX", 0, chunks.START) == (8, chunks.BAD)
+    assert scan_chunks(b"f" * 15 + b"\r\n", 0, chunks.START)[1] > 0  # 60 bits go on
+    assert scan_chunks(b"f" * 16 + b"\r\n", 0, chunks.START) == (0, chunks.SLOW)
+
+
+def test_a_body_scanned_read_by_read_ends_where_it_ends_whole() -> None:
+    """Every way of cutting the plain bodies in two: the first part passed on (less a
+    chunk-size line held back), the second scanned on from the state the first left."""
+    for body in BODIES[:4]:
+        for cut in range(len(body) + 1):
+            stop, state = scan_chunks(body[:cut], 0, chunks.START)
+            passed = body[:stop]
+            if state != chunks.DONE:
+                assert state > 0, (body, cut)
+                rest = body[stop:]  # the held line and the next read
+                more, state = scan_chunks(rest, 0, state)
+                passed += rest[:more]
+            assert (passed, state) == (body, chunks.DONE), (body, cut)
+
+
+# --- end to end: a real vhostd between a raw backend and a client -----------------------
+
+
+def chunked(*parts: bytes, last: bytes = b"0\r\n\r\n") -> bytes:
+    return HEAD + b"".join(b"%X\r\n%s\r\n" % (len(part), part) for part in parts) + last
+
+
+PAGE = [b"<p>" + b"row " * 40 + b"</p>\n", b"<p>part</p>\n", b"<p>" + b"end " * 40 + b"</p>\n"]
+ANSWERS = [  # (what the backend sends, the body the client must get)
+    (chunked(*PAGE), b"".join(PAGE)),
+    (HEAD + b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", b"hello world"),
+    (chunked(b"summed", last=b"0\r\nX-Sum: 6\r\n\r\n"), b"summed"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nwhole", b"whole"),
+]
+
+
+def answer_in_two_writes(answers: list[bytes], cuts: range):
+    """A handler sending each answer in two writes, cut at each of `cuts` in turn."""
+
+    def handler(conn: socket.socket, backend: RawBackend) -> None:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # each piece sent at once
+        buffer = bytearray()
+        for cut in cuts:
+            for answer in answers:
+                if backend.read_head(conn, buffer) is None:
+                    return
+                conn.sendall(answer[:cut])
+                time.sleep(0.001)  # likely two reads for the proxy; one would also pass
+                conn.sendall(answer[cut:])
+
+    return handler
+
+
+def test_chunked_bodies_cut_anywhere_arrive_whole_on_one_backend_connection(
+    raw_backend, make_proxy
+):
+    """Plain chunks (passed on as they are), an extension and a trailer (httptools reads on
+    from that line) and a Content-Length body, one after another, each cut between two reads
+    at every byte of the first answer."""
+    cuts = range(len(HEAD) - 2, len(ANSWERS[0][0]) + 1)
+    backend = raw_backend(answer_in_two_writes([sent for sent, _ in ANSWERS], cuts))
+    proxy = make_proxy([site(backend.url)])
+    with proxy.connect() as sock:
+        for cut in cuts:
+            for _, body in ANSWERS:
+                sock.sendall(build_request("GET", "/"))
+                response = read_response(sock)
+                assert (response.status, response.body, response.complete) == (200, body, True), cut
+    assert backend.connections == 1, "every response left the pooled connection usable"
+
+
+def test_plain_chunks_reach_the_client_as_the_backend_framed_them(raw_backend, make_proxy):
+    sent = chunked(*PAGE)  # upper-case sizes: vhostd's own framing would write lower case
+    backend = raw_backend(answer_in_two_writes([sent], range(len(sent), len(sent) + 1)))
+    proxy = make_proxy([site(backend.url)])
+    with proxy.connect() as sock:
+        sock.sendall(build_request("GET", "/"))
+        received = b""
+        while not received.endswith(b"0\r\n\r\n"):
+            received += sock.recv(65536)
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert b"Transfer-Encoding: chunked" in head and body == sent[len(HEAD) :]
+
+
+def test_http10_client_gets_the_decoded_body_until_close(raw_backend, make_proxy):
+    backend = raw_backend(answer_in_two_writes([ANSWERS[0][0]], range(60, 61)))
+    proxy = make_proxy([site(backend.url)])
+    with proxy.connect() as sock:
+        sock.sendall(b"GET / HTTP/1.0\r\nHost: a.test\r\n\r\n")
+        response = read_response(sock)
+    assert response.body == ANSWERS[0][1] and response.header("Transfer-Encoding") is None
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        HEAD + b"5\r\nhelloX\r\n0\r\n\r\n",  # no CRLF after the data
+        HEAD + b"5\r\nhello\r\nZZ\r\n",  # not a size: httptools refuses it
+        HEAD + b"40\r\nshort",  # the backend closes mid-chunk
+    ],
+)
+def test_broken_or_cut_framing_never_looks_complete_to_the_client(
+    raw_backend, make_proxy, broken
+):
+    def handler(conn: socket.socket, backend: RawBackend) -> None:
+        if backend.read_head(conn, bytearray()) is not None:
+            conn.sendall(broken)  # then close
+
+    backend = raw_backend(handler)
+    proxy = make_proxy([site(backend.url)])
+    with proxy.connect() as sock:
+        sock.sendall(build_request("GET", "/"))
+        response = read_response(sock)
+        assert response.status == 200 and not response.complete
+        assert sock.recv(1) == b""  # and the connection is closed
+
+
+def test_bytes_after_the_last_chunk_are_never_a_later_response(raw_backend, make_proxy):
+    def handler(conn: socket.socket, backend: RawBackend) -> None:
+        buffer = bytearray()
+        while (head := backend.read_head(conn, buffer)) is not None:
+            if b"/first" in head:  # a broken backend: an extra response right behind
+                conn.sendall(chunked(b"first") + b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil")
+            else:
+                conn.sendall(chunked(b"good"))
+
+    backend = raw_backend(handler)
+    proxy = make_proxy([site(backend.url)])
+    with proxy.connect() as sock:
+        sock.sendall(build_request("GET", "/first"))
+        assert read_response(sock).body == b"first"
+        sock.sendall(build_request("GET", "/second"))
+        assert read_response(sock).body == b"good"
+    assert backend.connections == 2, "the connection that overflowed was not reused"
