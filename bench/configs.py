@@ -19,6 +19,7 @@ AUTH_HOST = "auth.bench.local"  # vhostd protects this one with basic auth
 SMALL_PATH = "/small"  # 12-byte body
 LARGE_PATH = "/64k"  # 64 KiB body
 FORM_PATH = "/form"  # takes a POST (bench/lua/post.lua), answers 12 bytes
+CHUNKED_PATH = "/chunked"  # a 3.3 KB page sent chunked, as an application server sends it
 SMALL_BODY = b"hello world\n"
 LARGE_BODY_SIZE = 64 * 1024
 
@@ -52,8 +53,14 @@ def nginx_user_directive() -> str:
 
 
 def write_origin_files(www_dir: Path) -> None:
-    """The two bodies the origin serves: 12 bytes and 64 KiB."""
+    """The bodies the origin serves: 12 bytes, 64 KiB, and the page behind CHUNKED_PATH.
+
+    The page goes through nginx's SSI filter, which drops the length: nginx sends it
+    chunked, the include splitting it into three chunks (1.6 KB, 12 B, 1.6 KB)."""
     www_dir.mkdir(parents=True, exist_ok=True)
     (www_dir / SMALL_PATH.lstrip("/")).write_bytes(SMALL_BODY)
     pattern = b"0123456789abcdef" * (LARGE_BODY_SIZE // 16)
     (www_dir / LARGE_PATH.lstrip("/")).write_bytes(pattern)
+    rows = b"".join(b"<p>row %d lorem ipsum dolor sit amet</p>\n" % i for i in range(40))
+    page = b"<html><body>\n" + rows + b'<!--# include virtual="/part" -->\n' + rows
+    (www_dir / "page.html").write_bytes(page + b"</body></html>\n")

@@ -6,6 +6,7 @@ callbacks the event loop would make. What remains is our code plus httptools, me
 µs per request (repeatable, unlike wrk on a shared machine) and profiled with --profile.
 
     .venv/bin/python -m bench.hotpath [--rounds N] [--profile] [--request get|post|forwarded]
+                                      [--response small|chunked]
 """
 
 from __future__ import annotations
@@ -44,6 +45,16 @@ RESPONSE = (
     b"Content-Type: text/plain\r\nContent-Length: 12\r\nConnection: keep-alive\r\n\r\n"
     b"hello world\n"
 )
+PAGE_ROW = b"<p>row lorem ipsum dolor sit amet</p>\n" * 40
+RESPONSES = {
+    "small": RESPONSE,
+    # a dynamic page as an application server sends it: chunked, in three chunks
+    # (the bench origin's /chunked)
+    "chunked": b"HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Wed, 25 Nov 2026 17:00:00 GMT\r\n"
+    b"Content-Type: text/html\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n"
+    + b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (PAGE_ROW, b"<p>part</p>\n", PAGE_ROW))
+    + b"0\r\n\r\n",
+}
 
 
 class MemoryTransport(asyncio.Transport):
@@ -91,18 +102,18 @@ def build(loop: asyncio.AbstractEventLoop) -> tuple[ClientConnection, UpstreamCo
     return client, upstream
 
 
-def run(rounds: int, request: bytes = REQUEST) -> float:
+def run(rounds: int, request: bytes = REQUEST, response: bytes = RESPONSE) -> float:
     loop = uvloop.new_event_loop()  # what `vhostd serve` runs on
     asyncio.set_event_loop(loop)
     client, upstream = build(loop)
     feed_client, feed_upstream = client.data_received, upstream.data_received
     for _ in range(1000):  # warm caches
         feed_client(request)
-        feed_upstream(RESPONSE)
+        feed_upstream(response)
     started = time.perf_counter()
     for _ in range(rounds):
         feed_client(request)
-        feed_upstream(RESPONSE)
+        feed_upstream(response)
     elapsed = time.perf_counter() - started
     assert client.transport.written > 0 and client.request is None
     loop.close()
@@ -114,16 +125,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=100_000)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--request", choices=sorted(REQUESTS), default="get")
+    parser.add_argument("--response", choices=sorted(RESPONSES), default="small")
     args = parser.parse_args()
-    request = REQUESTS[args.request]
+    request, response = REQUESTS[args.request], RESPONSES[args.response]
     if args.profile:
         profile = cProfile.Profile()
-        profile.runcall(run, args.rounds, request)
+        profile.runcall(run, args.rounds, request, response)
         pstats.Stats(profile).sort_stats("tottime").print_stats(25)
     else:
         from vhostd import native
 
-        best = min(run(args.rounds, request) for _ in range(5))
+        best = min(run(args.rounds, request, response) for _ in range(5))
         mode = "compiled" if native.compiled() else "interpreted"
         print(f"{best:.2f} µs of vhostd code per proxied request ({mode}, best of 5)")
 

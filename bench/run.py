@@ -48,7 +48,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=sorted(REQUEST_PATHS),
         default="get",
         help="what wrk sends: get (default), post (a 100-byte form), forwarded (a GET with"
-        " X-Forwarded-For/-Proto); not get: results go to <request>-summary.json",
+        " X-Forwarded-For/-Proto), chunked (a GET of a page the origin sends chunked); not"
+        " get: results go to <request>-summary.json",
     )
     return parser.parse_args(argv)
 

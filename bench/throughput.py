@@ -29,6 +29,7 @@ REQUEST_PATHS = {
     "get": SIZES,
     "forwarded": SIZES,  # a GET carrying the client's own X-Forwarded-For and -Proto
     "post": {"12B": configs.FORM_PATH},  # a 100-byte form; the origin answers 12 bytes
+    "chunked": {"page": configs.CHUNKED_PATH},  # a GET of a 3.3 KB page in three chunks
 }
 
 

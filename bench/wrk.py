@@ -107,9 +107,10 @@ def wrk_command(
 
 
 def request_script(kind: str, directory: Path) -> Path:
-    """The script wrk runs: report.lua, after bench/lua/<kind>.lua unless kind is "get"
-    (wrk takes one script; both set only globals, so wrk keeps its static request)."""
-    if kind == "get":
+    """The script wrk runs: report.lua, after bench/lua/<kind>.lua if there is one (a kind
+    that is a plain GET has none; wrk takes one script; both set only globals, so wrk keeps
+    its static request)."""
+    if not (LUA_DIR / f"{kind}.lua").exists():
         return REPORT_SCRIPT
     script = directory / f"wrk-{kind}.lua"
     script.write_text((LUA_DIR / f"{kind}.lua").read_text() + "\n" + REPORT_SCRIPT.read_text())

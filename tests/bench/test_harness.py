@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from bench.throughput import REQUEST_PATHS, LoadSettings, add_ratios, run_throug
 from bench.tools import Tools, find_program
 from bench.wrk import request_script
 
-from bench import memory, route_change, scaling
+from bench import configs, memory, route_change, scaling
 
 
 def _tools() -> Tools:
@@ -48,6 +49,7 @@ def test_every_target_serves_wrk_load_without_errors(
 ) -> None:
     """For each --request: the origin answers /form only to a POST, so a bench that did not
     post as asked counts errors."""
+    size, path = next(iter(REQUEST_PATHS[request_kind].items()))
     origin = lab.start_origin()
     nginx = lab.start_nginx()
     vhostd, vhostd_auth = lab.start_vhostd()
@@ -61,14 +63,14 @@ def test_every_target_serves_wrk_load_without_errors(
         None,
         tmp_path / "wrk.txt",
         progress=False,
-        sizes={"12B": REQUEST_PATHS[request_kind]["12B"]},
+        sizes={size: path},
     )
     add_ratios(summary, "nginx")
     for target in targets:
-        figures = summary[target.name]["12B"]
+        figures = summary[target.name][size]
         assert figures["requests"] > 0, target.name
         assert figures["errors"] == 0, target.name
-    assert summary["nginx"]["12B"]["ratio_to_nginx"] == 1.0
+    assert summary["nginx"][size]["ratio_to_nginx"] == 1.0
     assert "Host: auth.bench.local" in (tmp_path / "wrk.txt").read_text()
 
 
@@ -81,6 +83,25 @@ def test_the_form_path_refuses_anything_but_a_post(lab: Lab, tmp_path: Path) -> 
         sizes={"12B": REQUEST_PATHS["post"]["12B"]},
     )  # fmt: skip
     assert summary["origin"]["12B"]["errors"] == summary["origin"]["12B"]["requests"] > 0
+
+
+def test_the_chunked_page_comes_in_three_chunks(lab: Lab) -> None:
+    """What `--request chunked` measures: nginx's SSI filter sends the page chunked, split
+    at its include."""
+    origin = lab.start_origin()
+    with socket.create_connection(("127.0.0.1", origin.port), timeout=5) as sock:
+        sock.sendall(b"GET %s HTTP/1.1\r\nHost: bench.local\r\nConnection: close\r\n\r\n"
+                     % configs.CHUNKED_PATH.encode())  # fmt: skip
+        received = b""
+        while data := sock.recv(65536):
+            received += data
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert b"Transfer-Encoding: chunked" in head and b"Content-Length" not in head
+    sizes = []
+    while (size := int(body[: body.index(b"\r\n")], 16)) > 0:
+        sizes.append(size)
+        body = body[body.index(b"\r\n") + 2 + size + 2 :]
+    assert len(sizes) == 3 and sizes[1] == len(b"<p>part</p>\n") and sum(sizes) > 3000
 
 
 def test_auth_host_refuses_wrong_credentials(lab: Lab) -> None:

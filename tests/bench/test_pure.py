@@ -59,6 +59,7 @@ def test_a_request_script_goes_before_the_report_hook(tmp_path) -> None:
     post = request_script("post", tmp_path).read_text()
     assert post.index('wrk.method = "POST"') < post.index("done = function")
     assert post.endswith(REPORT_SCRIPT.read_text())
+    assert request_script("chunked", tmp_path) == REPORT_SCRIPT  # a plain GET of its page
     forwarded = request_script("forwarded", tmp_path).read_text()
     assert 'wrk.headers["X-Forwarded-For"]' in forwarded
     argv = wrk_command("wrk", 1, "/", "h", 1, 1, script=tmp_path / "wrk-post.lua")
