@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.support.vhostd import site
+from tests.support.vhostd import build_request, read_response, site
 
 
 def test_forwarding_headers_are_set_and_client_values_dropped(origin, make_proxy):
@@ -81,3 +81,17 @@ def test_hop_by_hop_response_headers_are_removed(origin, make_proxy):
     names = [k.lower() for k, _ in response.headers]
     assert names.count("transfer-encoding") <= 1
     assert "keep-alive" not in names
+
+
+def test_targets_and_methods_reach_the_backend_as_sent(origin, make_proxy):
+    """A query as browsers send it unescaped and a CORS preflight, read by the C scanner and
+    (with a Connection option) by httptools: the backend gets the same method and target."""
+    proxy = make_proxy([site(origin.url)])
+    target = '/echo?filter[status]=1&ids[]=2&q={"a":1}|x^y`z\\w'
+    with proxy.connect() as sock:
+        for method in ("GET", "OPTIONS"):
+            for extra in ({}, {"Connection": "X-Secret", "X-Secret": "1"}):
+                sock.sendall(build_request(method, target, headers=extra))
+                assert read_response(sock).status == 200
+    sent = [(r.method, r.target) for r in origin.received]
+    assert sent == [("GET", target)] * 2 + [("OPTIONS", target)] * 2

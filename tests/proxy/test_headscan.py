@@ -179,6 +179,10 @@ REQUESTS = [
     b"PUT /f HTTP/1.0\r\ncontent-length:003\r\nConnection: keep-alive\r\n\r\nabcGET",
     b"DELETE /x/1 HTTP/1.1\r\nHost: a.test\r\nContent-Length: 0\r\n\r\n",
     b"PATCH /p HTTP/1.1\r\nContent-Length: 2\r\nHost: a.test\r\n\r\n{}",
+    # a CORS preflight; a query as browsers send it unescaped
+    b"OPTIONS /api/items HTTP/1.1\r\nHost: a.test\r\nOrigin: https://b.test\r\n"
+    b"Access-Control-Request-Method: PUT\r\n\r\n",
+    b'GET /list.php?filter[status]=1&ids[]=2&q={"a":1}|x^y`z\\w<> HTTP/1.1\r\nHost: a.test\r\n\r\n',
 ]
 
 

@@ -346,7 +346,9 @@ static PyObject *scan_response(PyObject *module, PyObject *data) {
 }
 
 /* The bytes of an origin-form request target we take without asking llhttp: RFC 3986's
- * pchar, "/", "?" and "%" (anything else, even if valid, goes to httptools). */
+ * pchar, "/", "?" and "%", and what browsers leave unescaped in a query (PHP's a[]=1,
+ * {json}, a|b) and llhttp accepts; anything else, "#" and controls included, goes to
+ * httptools. */
 static unsigned char target_byte[256];
 
 /* The methods taken here (any other goes to httptools), each name made once. */
@@ -355,8 +357,8 @@ static struct {
     size_t len;
     PyObject *object;
 } known_methods[] = {
-    {"GET", 3, NULL},   {"HEAD", 4, NULL},  {"POST", 4, NULL},
-    {"PUT", 3, NULL},   {"PATCH", 5, NULL}, {"DELETE", 6, NULL},
+    {"GET", 3, NULL},   {"HEAD", 4, NULL},  {"POST", 4, NULL},   {"PUT", 3, NULL},
+    {"PATCH", 5, NULL}, {"DELETE", 6, NULL}, {"OPTIONS", 7, NULL}, /* CORS preflights */
 };
 
 static PyObject *VERSION_1_0, *VERSION_1_1;
@@ -499,7 +501,7 @@ static int add(PyObject *module, const char *name, PyObject *value) {
 
 PyMODINIT_FUNC PyInit__headscan(void) {
     init_tables();
-    const char *target_extra = "-._~!$&'()*+,;=:@/?%";
+    const char *target_extra = "-._~!$&'()*+,;=:@/?%[]{}|^`\\\"<>";
     for (int c = '0'; c <= '9'; c++) target_byte[c] = 1;
     for (int c = 'a'; c <= 'z'; c++) target_byte[c] = 1;
     for (int c = 'A'; c <= 'Z'; c++) target_byte[c] = 1;
