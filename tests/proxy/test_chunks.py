@@ -9,14 +9,16 @@ then split bodies at every byte between two reads, with a real vhostd and a raw 
 
 from __future__ import annotations
 
+import json
 import socket
 import time
+from collections.abc import Iterable
 
 import httptools
 import pytest
 
 from tests.support.raw_backend import RawBackend
-from tests.support.vhostd import build_request, read_response, site
+from tests.support.vhostd import build_request, read_response, site, wait_for
 from vhostd.proxy import upstream
 from vhostd.proxy.upstream import RESUME_CHUNKED
 
@@ -119,19 +121,29 @@ def test_plain_bodies_are_passed_on_whole_and_others_left_at_a_line() -> None:
     assert scan_chunks(b"f" * 16 + b"\r\n", 0, chunks.START) == (0, chunks.SLOW)
 
 
+def passed_on(reads: list[bytes]) -> tuple[bytes, int]:
+    """What goes on to the client of a body arriving in `reads`, and the last state, as
+    _relay_chunks does it: the unfinished line at the end of a read is held for the next."""
+    state, held, passed = chunks.START, b"", b""
+    for read in reads:
+        data = held + read
+        stop, state = scan_chunks(data, 0, state)
+        passed += data[:stop]
+        held = data[stop:] if state > 0 else b""
+        if state <= 0:
+            break
+    return passed, state
+
+
 def test_a_body_scanned_read_by_read_ends_where_it_ends_whole() -> None:
-    """Every way of cutting the plain bodies in two: the first part passed on (less a
-    chunk-size line held back), the second scanned on from the state the first left."""
+    """Every way of cutting the plain bodies in two, and one byte per read (a held line
+    growing over several reads): all of it passed on, ending where it ends whole."""
     for body in BODIES[:4]:
         for cut in range(len(body) + 1):
-            stop, state = scan_chunks(body[:cut], 0, chunks.START)
-            passed = body[:stop]
-            if state != chunks.DONE:
-                assert state > 0, (body, cut)
-                rest = body[stop:]  # the held line and the next read
-                more, state = scan_chunks(rest, 0, state)
-                passed += rest[:more]
-            assert (passed, state) == (body, chunks.DONE), (body, cut)
+            assert passed_on([body[:cut], body[cut:]]) == (body, chunks.DONE), (body, cut)
+        one_by_one = [body[i : i + 1] for i in range(len(body))]
+        assert passed_on(one_by_one) == (body, chunks.DONE), body
+    assert scan_chunks(b"\r", 0, chunks.START) == (0, chunks.SLOW)  # no digits: not held
 
 
 # --- end to end: a real vhostd between a raw backend and a client -----------------------
@@ -150,7 +162,7 @@ ANSWERS = [  # (what the backend sends, the body the client must get)
 ]
 
 
-def answer_in_two_writes(answers: list[bytes], cuts: range):
+def answer_in_two_writes(answers: list[bytes], cuts: Iterable[int]):
     """A handler sending each answer in two writes, cut at each of `cuts` in turn."""
 
     def handler(conn: socket.socket, backend: RawBackend) -> None:
@@ -236,7 +248,8 @@ def test_bytes_after_the_last_chunk_are_never_a_later_response(raw_backend, make
         buffer = bytearray()
         while (head := backend.read_head(conn, buffer)) is not None:
             if b"/first" in head:  # a broken backend: an extra response right behind
-                conn.sendall(chunked(b"first") + b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil")
+                extra = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil"
+                conn.sendall(chunked(b"first") + extra)
             else:
                 conn.sendall(chunked(b"good"))
 
@@ -248,3 +261,66 @@ def test_bytes_after_the_last_chunk_are_never_a_later_response(raw_backend, make
         sock.sendall(build_request("GET", "/second"))
         assert read_response(sock).body == b"good"
     assert backend.connections == 2, "the connection that overflowed was not reused"
+
+
+@pytest.mark.parametrize(("method", "status"), [("HEAD", 200), ("GET", 204), ("GET", 304)])
+def test_a_bodyless_chunked_answer_and_a_body_sent_anyway(
+    raw_backend, make_proxy, method, status
+):
+    """No body follows a HEAD answer or a 204/304, chunked or not; a broken backend that
+    sends one anyway loses its connection, not the client's."""
+    head = HEAD.replace(b"200 OK", b"%d X" % status)
+
+    def handler(conn: socket.socket, backend: RawBackend) -> None:
+        buffer = bytearray()
+        while (request := backend.read_head(conn, buffer)) is not None:
+            conn.sendall(head + (b"5\r\nextra\r\n0\r\n\r\n" if b"anyway" in request else b""))
+
+    backend = raw_backend(handler)
+    proxy = make_proxy([site(backend.url)])
+    with proxy.connect() as sock:
+        for path in ("/", "/anyway", "/"):
+            sock.sendall(build_request(method, path))
+            response = read_response(sock, head_request=method == "HEAD")
+            assert (response.status, response.body, response.complete) == (status, b"", True)
+    assert backend.connections == 2, "the connection that sent a body anyway was not reused"
+
+
+@pytest.mark.parametrize("cut", [None, 10])  # in one read; the head cut (read by httptools)
+def test_bytes_after_a_body_that_httptools_read_leave_the_response_whole(
+    raw_backend, make_proxy, cut
+):
+    sent = HEAD + b"5;ext\r\nhello\r\n0\r\n\r\ngarbage"
+    backend = raw_backend(answer_in_two_writes([sent], [cut or len(sent)]))
+    proxy = make_proxy([site(backend.url)])
+    with proxy.connect() as sock:
+        sock.sendall(build_request("GET", "/"))
+        response = read_response(sock)
+        assert (response.body, response.complete) == (b"hello", True)
+        sock.sendall(build_request("GET", "/"))  # the client's connection is still open
+        assert read_response(sock).body == b"hello"
+    assert backend.connections == 2
+
+
+def test_the_access_log_counts_the_chunked_bytes_sent_however_they_were_read(
+    raw_backend, make_proxy, tmp_path
+):
+    """Passed on as they are, framed again by vhostd after an extension, or all framed by
+    vhostd (head cut: httptools reads it): the same 26 bytes go out, and are logged."""
+    answers = [
+        HEAD + b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+        HEAD + b"5\r\nhello\r\n6;x\r\n world\r\n0\r\n\r\n",
+    ]
+    backend = raw_backend(answer_in_two_writes(answers, [10, 1000]))  # head cut, then whole
+    log_path = tmp_path / "access.log"
+    proxy = make_proxy(
+        [site(backend.url)], server={"access_log": str(log_path), "access_log_format": "json"}
+    )
+    with proxy.connect() as sock:
+        for _ in range(4):
+            sock.sendall(build_request("GET", "/"))
+            assert read_response(sock).body == b"hello world"
+    lines = wait_for(lambda: log_path.exists() and len(log_path.read_text().splitlines()) == 4)
+    assert lines
+    assert [json.loads(line)["bytes"] for line in log_path.read_text().splitlines()] == [26] * 4
+

@@ -74,7 +74,10 @@ static PyObject *scan_chunks(PyObject *module, PyObject *const *args, Py_ssize_t
                 p++;
             }
             /* an unfinished line is held: passed on only once it is known to be plain */
-            if (end - p < 2) return result(AT(line), p == end || *p == '\r' ? LINE : SLOW);
+            if (end - p < 2) {
+                int plain_so_far = p == end || (*p == '\r' && p > line);
+                return result(AT(line), plain_so_far ? LINE : SLOW);
+            }
             if (p == line || p[0] != '\r' || p[1] != '\n') return result(AT(line), SLOW);
             p += 2;
             if (chunk == 0) { /* the last chunk: a blank line ends the body, a trailer is slow */

@@ -49,6 +49,7 @@ STREAM: Final = 4  # response arriving: between_bytes timeout → cut
 
 NO_BODY_STATUS: Final = frozenset({204, 304})
 LARGE_PIECE: Final = 32 * 1024  # written beside the pieces before it rather than joined
+LAST_CHUNK: Final = b"0\r\n\r\n"
 
 
 class ResponseSide:
@@ -156,10 +157,13 @@ class ResponseSide:
             self._open_tunnel(conn, data[exc.args[0] :])
             return
         except httptools.HttpParserError as exc:
-            if not isinstance(exc.__context__, RawBody):
+            if conn.message_complete or (self.no_body and self.response_started):
+                conn.overflow = True  # bytes after a whole response: it stands, not the connection
+            elif isinstance(exc.__context__, RawBody):
+                self._relay_raw(conn, data, conn.body_from)
+            else:
                 self._upstream_failed(conn, 502, "The backend sent an invalid response.")
                 return
-            self._relay_raw(conn, data, conn.body_from)
         if conn.message_complete or (self.no_body and self.response_started):
             self._response_complete(conn)
         elif self.route is not None:  # more to come: between-bytes timeout from now
@@ -265,12 +269,16 @@ class ResponseSide:
     def on_upstream_body(self, body: bytes) -> None:
         if self.no_body:
             return
-        self.response_bytes += len(body)
         if self.chunk_out:
-            self.out.append(b"%x\r\n" % len(body))
+            size = b"%x\r\n" % len(body)
+            self.out.append(size)
             self.out.append(body)
             self.out.append(b"\r\n")
+            # the bytes sent, framing included (nginx's $body_bytes_sent), as for the
+            # backend's own chunks passed on as they are (_relay_chunks)
+            self.response_bytes += len(size) + len(body) + 2
         else:
+            self.response_bytes += len(body)
             self.out.append(body)
 
     def on_upstream_eof(self, conn: UpstreamConnection) -> bool | None:
@@ -321,7 +329,8 @@ class ResponseSide:
         request = self.request
         assert request is not None
         if self.chunk_out:
-            self.out.append(b"0\r\n\r\n")
+            self.out.append(LAST_CHUNK)
+            self.response_bytes += len(LAST_CHUNK)
         self._flush()
         self.upstream = None
         reusable = (
