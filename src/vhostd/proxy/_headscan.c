@@ -4,12 +4,12 @@
  * each about 2,000 instructions of call machinery: over a third of what vhostd spent per
  * small request. Nearly every head is simple: whole in one read, no obs-fold, a Connection
  * header that names nothing; a response with a status from 200 to 599 and a
- * Content-Length or chunked framing, a request without a body or with a Content-Length
- * body that came in the same read. scan_response() and scan_request() read such a head in
- * one pass and return what the proxy needs from it, the headers it forwards already
- * joined; for anything else they return None and the caller parses with httptools
- * (upstream.py, client.py). They accept only heads that llhttp reads the same way
- * (tests/proxy/test_headscan.py compares the two).
+ * Content-Length or chunked framing, a request without a body or with a Content-Length.
+ * scan_response() and scan_request() read such a head in one pass and return what the
+ * proxy needs from it, the headers it forwards already joined; for anything else they
+ * return None and the caller parses with httptools (upstream.py, client.py). They accept
+ * only heads that llhttp reads the same way (tests/proxy/test_headscan.py compares the
+ * two).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -367,10 +367,11 @@ static PyObject *VERSION_1_0, *VERSION_1_1;
  *   -> (head_end, method, target, version, keep_alive, host, authorization, forwarded_headers,
  *       header_count, content_length) | None
  * A request of a method above without Transfer-Encoding, Upgrade or Expect, whose whole head
- * is in `data` from `start`, and its body too if it has a Content-Length (-1: none; the body
- * is data[head_end:head_end + content_length]); anything else is None: feed it to
- * httptools. X-Forwarded-* and the like are dropped from an untrusted client (the proxy
- * sets its own); a trusted proxy's are extended by the slow path. */
+ * is in `data` from `start`, with or without a Content-Length (-1: none; the body is the
+ * next content_length bytes, in `data` and, what is not, in the reads that follow);
+ * anything else is None: feed it to httptools. X-Forwarded-* and the like are dropped
+ * from an untrusted client (the proxy sets its own); a trusted proxy's are extended by
+ * the slow path. */
 static PyObject *scan_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 5) {
         PyErr_SetString(PyExc_TypeError, "scan_request takes 5 arguments");
@@ -445,8 +446,6 @@ static PyObject *scan_request(PyObject *module, PyObject *const *args, Py_ssize_
     }
     if (more < 0 || r.lines > max_headers) Py_RETURN_NONE;
     Py_ssize_t head_end = r.p - buf;
-    /* a body still arriving is httptools' to follow */
-    if (length > (long long)(size - head_end)) Py_RETURN_NONE;
 
     PyObject *items[10] = {
         PyLong_FromSsize_t(head_end),

@@ -103,6 +103,13 @@ class ClientConnection(ResponseSide):
             return
         if self.phase == BODY:
             self.last_client_read = self.loop.time()
+        if self.body_left:
+            taken = self._body_arrived(data)
+            if taken == len(data):
+                if self.out:
+                    self._flush()
+                return
+            data = data[taken:]
         if self.parsing is None and SCAN_REQUEST is not None:
             taken = self._take_simple_heads(data)
             if taken == len(data):
@@ -148,10 +155,10 @@ class ClientConnection(ResponseSide):
             self._flush()
 
     def _take_simple_heads(self, data: bytes) -> int:
-        """Take the requests at the start of `data` that the C scanner reads whole (common
-        methods, no body or a Content-Length body in this read, see _headscan.c), in the
-        same steps as httptools' callbacks; return where httptools takes over (len(data):
-        nothing left, or nothing more to read)."""
+        """Take the requests at the start of `data` that the C scanner reads (common
+        methods, no body or a Content-Length body, see _headscan.c), in the same steps as
+        httptools' callbacks; return where httptools takes over (len(data): nothing left,
+        or nothing more to read, or a body goes on in later reads)."""
         assert SCAN_REQUEST is not None
         settings = self.settings
         start = 0
@@ -182,27 +189,48 @@ class ClientConnection(ResponseSide):
                 return len(data)  # as with httptools: nothing after a refused head is read
             if length <= 0:
                 self._head_complete(request)
-            elif self._take_body(request, data[start : start + length]):
-                start += length
             else:
-                return len(data)
+                body = data[start : start + length]
+                if not self._take_body(request, body):
+                    return len(data)
+                start += len(body)
+                if len(body) < length:  # the rest comes in later reads: _body_arrived
+                    self.body_left = length - len(body)
+                    return start
             self.on_message_complete()
             if not keep_alive:  # the connection ends with its answer: read nothing after it
                 return len(data)
         return len(data) if self.closed else start
 
     def _take_body(self, request: Request, body: bytes) -> bool:
-        """A scanned head and its whole body: forwarded in one write. False if refused."""
+        """A scanned head and the body (or its start) read with it: forwarded in one
+        write. False if refused."""
         self.gathering = True
         try:
             self._head_complete(request)
-            self.on_body(body)
+            if body:
+                self.on_body(body)
         except Rejection as rejection:  # (httptools would raise it from the callback)
             self._reject(rejection)
             return False
         finally:
             self._stop_gathering()
         return True
+
+    def _body_arrived(self, data: bytes) -> int:
+        """More of a body whose head the scanner read, counted down by its Content-Length
+        as httptools would: how much of `data` it was."""
+        take = min(len(data), self.body_left)
+        self.body_left -= take
+        try:
+            self.on_body(data if take == len(data) else data[:take])
+        except Rejection as rejection:
+            self.body_left = 0
+            self._reject(rejection)
+            return len(data)  # as with httptools: nothing after a refused body is read
+        if not self.body_left:
+            self.on_message_complete()
+        return take
 
     # --- httptools request callbacks ----------------------------------------------------
     def on_message_begin(self) -> None:

@@ -66,6 +66,9 @@ class ResponseSide:
         self.trusted = False
         self.parser = httptools.HttpRequestParser(self)
         self.parsing: Request | None = None
+        # bytes still to come of a body whose head the scanner read: they are passed on
+        # as they arrive, without httptools (see ClientConnection._body_arrived)
+        self.body_left = 0
         self.queue: deque[Request] = deque()
         self.paused = 0
         self.writing_paused = False
