@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import socket
-import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import httptools
 import pytest
 
-from tests.support.raw_backend import RawBackend
+from tests.support.mutations import one_byte_variants
+from tests.support.raw_backend import RawBackend, answer_in_pieces
 from tests.support.vhostd import build_request, read_response, site, wait_for
 from vhostd.proxy import upstream
 from vhostd.proxy.upstream import RESUME_CHUNKED
@@ -63,15 +63,8 @@ class Reading:
         self.end = -1  # set to the position once feed_data returns
 
 
-def variants(body: bytes):
-    for i in range(len(body) + 1):
-        yield body[:i]
-        for byte in MUTATIONS:
-            yield body[:i] + byte + body[i:]
-            if i < len(body):
-                yield body[:i] + byte + body[i + 1 :]
-        if i < len(body):
-            yield body[:i] + body[i + 1 :]
+def variants(body: bytes) -> Iterator[bytes]:
+    return one_byte_variants(body, MUTATIONS)
 
 
 def agrees_with_llhttp(body: bytes) -> str:
@@ -164,19 +157,7 @@ ANSWERS = [  # (what the backend sends, the body the client must get)
 
 def answer_in_two_writes(answers: list[bytes], cuts: Iterable[int]):
     """A handler sending each answer in two writes, cut at each of `cuts` in turn."""
-
-    def handler(conn: socket.socket, backend: RawBackend) -> None:
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # each piece sent at once
-        buffer = bytearray()
-        for cut in cuts:
-            for answer in answers:
-                if backend.read_head(conn, buffer) is None:
-                    return
-                conn.sendall(answer[:cut])
-                time.sleep(0.001)  # likely two reads for the proxy; one would also pass
-                conn.sendall(answer[cut:])
-
-    return handler
+    return answer_in_pieces((a[:cut], a[cut:]) for cut in cuts for a in answers)
 
 
 def test_chunked_bodies_cut_anywhere_arrive_whole_on_one_backend_connection(

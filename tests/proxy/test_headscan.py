@@ -12,10 +12,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import httptools
 import pytest
 
+from tests.support.mutations import one_byte_variants
 from vhostd.proxy.headers import REQUEST_RULES, RESPONSE_RULES
 
 headscan = pytest.importorskip("vhostd.proxy._headscan", reason="make native builds it")
@@ -100,15 +102,8 @@ def agrees_with_llhttp(data: bytes) -> None:
     assert _lines(kept) == forwarded, data
 
 
-def variants(head: bytes):
-    for i in range(len(head) + 1):
-        yield head[:i]
-        for byte in MUTATIONS:
-            yield head[:i] + byte + head[i:]
-            if i < len(head):
-                yield head[:i] + byte + head[i + 1 :]
-        if i < len(head):
-            yield head[:i] + head[i + 1 :]
+def variants(head: bytes) -> Iterator[bytes]:
+    return one_byte_variants(head, MUTATIONS)
 
 
 def test_header_names_match_the_rules_of_headers_py() -> None:

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.support.raw_backend import RawBackend
+from tests.support.raw_backend import RawBackend, answer_in_pieces
 from tests.support.vhostd import build_request, read_response, site
 
 
@@ -377,22 +377,9 @@ def test_heads_split_anywhere_alternate_with_whole_ones_on_one_connection(
         b"HTTP/1.1 404 Nope\r\nConnection: keep-alive\r\nContent-Length: 4\r\n\r\nnope",
     ]
     splits = range(1, len(answers[0]))  # every place the first answer can be cut
-
-    def handler(conn: socket.socket, backend: RawBackend) -> None:
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # each piece sent at once
-        buffer = bytearray()
-        for split in splits:
-            for answer in answers:
-                if backend.read_head(conn, buffer) is None:
-                    return
-                conn.sendall(answer[:split])
-                time.sleep(0.001)  # likely two reads for the proxy; one would also pass
-                conn.sendall(answer[split:])
-                if backend.read_head(conn, buffer) is None:
-                    return
-                conn.sendall(answer)
-
-    backend = raw_backend(handler)
+    # each answer cut in two, then whole
+    plan = (p for split in splits for a in answers for p in ((a[:split], a[split:]), (a,)))
+    backend = raw_backend(answer_in_pieces(plan))
     proxy = make_proxy([site(backend.url)])
     with proxy.connect() as sock:
         for _ in splits:

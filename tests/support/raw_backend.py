@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable, Sequence
 
 
 class RawBackend:
@@ -71,3 +72,25 @@ class RawBackend:
             if name.strip().lower() == b"content-length":
                 return int(value.strip())
         return 0
+
+
+def answer_in_pieces(
+    plan: Iterable[Sequence[bytes]],
+) -> Callable[[socket.socket, RawBackend], None]:
+    """A handler answering each request with the next entry of `plan`: its pieces sent one
+    by one, each at once (TCP_NODELAY) and 1 ms after the last, so that the proxy likely
+    reads them apart (tests that use this pass too when it reads them together)."""
+    answers = list(plan)
+
+    def handler(conn: socket.socket, backend: RawBackend) -> None:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        buffer = bytearray()
+        for pieces in answers:
+            if backend.read_head(conn, buffer) is None:
+                return
+            for i, piece in enumerate(pieces):
+                if i:
+                    time.sleep(0.001)
+                conn.sendall(piece)
+
+    return handler
