@@ -11,6 +11,8 @@ error answers, the connection's single timer and its output buffer. ClientConnec
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 from collections import deque
 from typing import TYPE_CHECKING, Any, Final
 
@@ -50,6 +52,8 @@ STREAM: Final = 4  # response arriving: between_bytes timeout → cut
 NO_BODY_STATUS: Final = frozenset({204, 304})
 LARGE_PIECE: Final = 32 * 1024  # written beside the pieces before it rather than joined
 LAST_CHUNK: Final = b"0\r\n\r\n"
+# SO_LINGER on, 0 s: close() sends a reset instead of the end of the stream (see _cut_client)
+RESET_ON_CLOSE: Final = struct.pack("ii", 1, 0)
 
 
 class ResponseSide:
@@ -323,8 +327,7 @@ class ResponseSide:
             self.close_after = self.close_after or not self.chunk_out
             self._response_complete(conn)
         else:  # truncated body: make sure the client sees an incomplete message
-            self._flush()
-            self.transport.abort()
+            self._cut_client()
         if self.out:
             self._flush()
 
@@ -417,11 +420,22 @@ class ResponseSide:
         self.upstream = None
         conn.abort()
         if self.response_started:
-            self._flush()
-            self.closed = True
-            self.transport.abort()
+            self._cut_client()
         else:
             self._respond_error(status, detail, close=True)
+
+    def _cut_client(self) -> None:
+        """End a response the backend broke off: with a reset, not the end of the stream,
+        which would make a body that ends at the close (an HTTP/1.0 client's) look whole."""
+        self._flush()
+        self.closed = True
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET_ON_CLOSE)
+            except OSError:
+                pass  # already gone
+        self.transport.abort()
 
     # --- the connection timer ---------------------------------------------------------
     def _enter(self, phase: int, timeout: float) -> None:
@@ -472,8 +486,7 @@ class ResponseSide:
                 self.upstream.abort()
                 self.upstream = None
             if self.response_started:
-                self.closed = True
-                self.transport.abort()
+                self._cut_client()
             else:
                 self._respond_error(408, "The request body stopped arriving.", close=True)
         elif self.upstream is not None:  # WAIT or STREAM
