@@ -206,6 +206,24 @@ def test_a_body_cut_anywhere_ends_at_its_length_and_the_next_request_follows(
     assert len(origin.received) == 2 * (len(post) - head_end)
 
 
+def test_nothing_after_a_closing_request_is_read_when_its_body_came_in_pieces(
+    origin, make_proxy
+):
+    proxy = make_proxy([site(origin.url)])
+    post = build_request("POST", "/echo", body=b"0123456789", close=True)
+    with proxy.connect() as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(post[:-7])
+        time.sleep(0.001)  # likely two reads for the proxy; one would also pass
+        sock.sendall(post[-7:] + build_request("POST", "/echo?after", body=b"hello"))
+        response = read_response(sock)
+        assert response.json()["body"] == "0123456789"
+        assert response.header("Connection") == "close"
+        sock.settimeout(10)
+        assert sock.recv(65536) == b""
+    assert [r.target for r in origin.received] == ["/echo"]
+
+
 def test_expect_100_continue_is_answered_before_the_body(origin, make_proxy):
     proxy = make_proxy([site(origin.url)])
     with proxy.connect() as sock:

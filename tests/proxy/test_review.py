@@ -407,3 +407,21 @@ def test_body_sent_after_a_head_answer_is_never_a_later_response(raw_backend, ma
         assert head.status == 200 and head.body == b""
         sock.sendall(build_request("GET", "/"))
         assert read_response(sock).body == b"good"
+
+
+def test_a_local_answer_to_a_request_holding_a_large_body_leaves_the_connection_reading(
+    origin, make_proxy
+):
+    """A request queued behind a slow one holds its body; past the hold limit reading
+    pauses. Answered here (503: no such site) and kept alive, the connection must read on."""
+    proxy = make_proxy([site(origin.url)])
+    with proxy.connect() as sock:
+        sock.sendall(
+            build_request("GET", "/slow?ms=300")
+            + build_request("POST", "/echo", host="nosite.test", body=b"x" * 300_000)
+        )
+        assert read_response(sock).status == 200
+        second = read_response(sock)
+        assert second.status == 503 and second.header("Connection") != "close"
+        sock.sendall(build_request("GET", "/echo?after"))
+        assert read_response(sock, timeout=5).status == 200

@@ -65,7 +65,7 @@ static const struct rule request_rules[] = {
     {"proxy", 5, DROP},
     {"connection", 10, CONNECTION},
     {"upgrade", 7, SLOW},
-    {"content-length", 14, LENGTH}, /* a body: taken when it is all in the read */
+    {"content-length", 14, LENGTH}, /* a body: counted down by the caller */
     {"transfer-encoding", 17, SLOW},
     {"host", 4, HOST},
     {"authorization", 13, AUTH},

@@ -229,7 +229,10 @@ class ClientConnection(ResponseSide):
             self._reject(rejection)
             return len(data)  # as with httptools: nothing after a refused body is read
         if not self.body_left:
+            request = self.parsing
             self.on_message_complete()
+            if request is not None and not request.keep_alive:
+                return len(data)  # the connection ends with its answer: read nothing after it
         return take
 
     # --- httptools request callbacks ----------------------------------------------------

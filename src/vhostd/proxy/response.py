@@ -380,6 +380,10 @@ class ResponseSide:
         self.stale_retried = False
         self.response_started = self.chunk_out = self.until_close = self.no_body = False
         self.response_bytes = 0
+        # a body held while this exchange ran may have paused reading; if the next request
+        # still holds too much, on_body pauses again (without this, an answer made here,
+        # such as a 503, left the connection reading nothing)
+        self.resume_client_reading(PAUSE_HELD_BODY)
         if self.queue:
             self.resume_client_reading(PAUSE_QUEUE)
             self._start(self.queue.popleft())
