@@ -103,21 +103,17 @@ class ClientConnection(ResponseSide):
             return
         if self.phase == BODY:
             self.last_client_read = self.loop.time()
-        if self.body_left:
-            taken = self._body_arrived(data)
+        # the rest of a body whose head the scanner read, then the heads it reads whole;
+        # what is left (a head cut short, or one the scanner leaves) goes to httptools
+        taken = self._body_arrived(data) if self.body_left else 0
+        if taken < len(data) and self.parsing is None and SCAN_REQUEST is not None:
+            taken = self._take_simple_heads(data, taken)
+        if taken:
             if taken == len(data):
                 if self.out:
                     self._flush()
                 return
             data = data[taken:]
-        if self.parsing is None and SCAN_REQUEST is not None:
-            taken = self._take_simple_heads(data)
-            if taken == len(data):
-                if self.out:
-                    self._flush()
-                return
-            if taken:
-                data = data[taken:]
         in_head = self.parsing  # a head started in an earlier read: count its raw bytes
         self.read_size = len(data)
         self.gathering = True
@@ -154,14 +150,13 @@ class ClientConnection(ResponseSide):
         if self.out:
             self._flush()
 
-    def _take_simple_heads(self, data: bytes) -> int:
-        """Take the requests at the start of `data` that the C scanner reads (common
+    def _take_simple_heads(self, data: bytes, start: int) -> int:
+        """Take the requests in `data` from `start` that the C scanner reads (common
         methods, no body or a Content-Length body, see _headscan.c), in the same steps as
         httptools' callbacks; return where httptools takes over (len(data): nothing left,
         or nothing more to read, or a body goes on in later reads)."""
         assert SCAN_REQUEST is not None
         settings = self.settings
-        start = 0
         while start < len(data) and not self.closed:
             head = SCAN_REQUEST(
                 data, start, settings.max_headers, settings.max_head_size, self.trusted

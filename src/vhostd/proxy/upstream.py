@@ -67,7 +67,8 @@ SCAN_RESPONSE: Final[Callable[[bytes], ScannedResponse | None] | None] = load_sc
 SCAN_CHUNKS: Final[Callable[[bytes, int, int], tuple[int, int]] | None] = load_scanner(
     "scan_chunks", "_chunks"
 )
-CHUNKS_START: Final = 1  # the state of a body's first read; scan_chunks ends with a state or
+# The state a body's first scan starts from; a scan ends with a state (> 0: more to come) or:
+CHUNKS_START: Final = 1
 CHUNKS_DONE: Final = 0  # the body ended
 CHUNKS_SLOW: Final = -1  # httptools reads the rest
 CHUNKS_BAD: Final = -2  # no CRLF after a chunk's data
