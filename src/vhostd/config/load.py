@@ -71,6 +71,8 @@ _SECTIONS: dict[str, tuple[type, dict[str, tuple[str, Converter]]]] = {
             "keepalive_timeout": ("keepalive_timeout", values.duration),
             "client_body_timeout": ("client_body_timeout", values.duration),
             "send_timeout": ("send_timeout", values.duration),
+            "lingering_time": ("lingering_time", values.duration),
+            "lingering_timeout": ("lingering_timeout", values.duration),
             "max_head_size": ("max_head_size", values.size),
             "max_headers": ("max_headers", values.positive_int),
             "max_body_size": ("max_body_size", values.size),

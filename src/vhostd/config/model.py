@@ -102,6 +102,10 @@ class ServerSettings:
     keepalive_timeout: float = 75.0
     client_body_timeout: float = 60.0  # between two reads of a request body → 408
     send_timeout: float = 60.0  # a client that stops reading a response is cut off
+    # closing while the client still sends: keep reading (and dropping) so that the last
+    # answer is not destroyed by a reset (nginx's lingering_close; see proxy/linger.py)
+    lingering_time: float = 30.0  # in all
+    lingering_timeout: float = 5.0  # without a read
     max_head_size: int = 16 * 1024
     max_headers: int = 100
     max_body_size: int | None = None

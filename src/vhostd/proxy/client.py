@@ -60,15 +60,7 @@ class ClientConnection(ResponseSide):
         self._enter(HEAD, self.settings.client_header_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self.ctx.connections.discard(self)
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        upstream = self.tunnel or self.upstream
-        self.tunnel = self.upstream = None
-        if upstream is not None:
-            upstream.abort() if not upstream.message_complete else upstream.close()
+        self.release()
 
     def eof_received(self) -> bool | None:
         if self.tunnel is not None and self.tunnel.transport.can_write_eof():

@@ -14,6 +14,7 @@ from vhostd.routing.pipeline import RoutePipeline
 
 if TYPE_CHECKING:
     from vhostd.proxy.client import ClientConnection
+    from vhostd.proxy.linger import Lingering
 
 
 @dataclass(eq=False)
@@ -26,4 +27,4 @@ class ProxyContext:
     access_log: AccessLog | None = None
     listen_port: bytes = b"80"
     shutting_down: bool = False
-    connections: set[ClientConnection] = field(default_factory=set)
+    connections: set[ClientConnection | Lingering] = field(default_factory=set)

@@ -20,6 +20,7 @@ import httptools
 
 from vhostd.config.model import Backend
 from vhostd.proxy.headers import without_named
+from vhostd.proxy.linger import Lingering, unread_bytes
 from vhostd.proxy.pages import error_response
 from vhostd.proxy.request import Request
 from vhostd.proxy.upstream import (
@@ -372,8 +373,7 @@ class ResponseSide:
         if self.ctx.access_log is not None:
             self._log()
         if self.close_after or self.upgrading:
-            self.closed = True
-            self.transport.close()
+            self._close_answered()
             return
         self.request = self.route = self.backend = None
         self.failed_backends.clear()
@@ -394,6 +394,36 @@ class ResponseSide:
             self._enter(IDLE, self.settings.keepalive_timeout)
         else:
             self._enter(HEAD, self.settings.client_header_timeout)
+
+    def _close_answered(self) -> None:
+        """Close after the last answer: at once, or lingering if the client may still be
+        sending (a close with unread bytes would reset the connection, see linger.py)."""
+        self.closed = True
+        request = self.request
+        sending = (
+            self.paused  # (bytes may wait in the socket)
+            or self.body_left
+            or self.parsing is not None
+            or self.queue
+            or (request is not None and request.has_body and not request.complete)
+        )
+        if self.transport.is_closing() or not (sending or unread_bytes(self.transport)):
+            self.transport.close()
+            return
+        self.release()
+        Lingering(self.ctx, self.transport)
+
+    def release(self) -> None:
+        """Let go of the connection: its timer, its backend connection, its place in ctx."""
+        self.closed = True
+        self.ctx.connections.discard(self)
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        upstream = self.tunnel or self.upstream
+        self.tunnel = self.upstream = None
+        if upstream is not None:
+            upstream.abort() if not upstream.message_complete else upstream.close()
 
     def _respond_error(
         self,
