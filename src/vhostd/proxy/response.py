@@ -398,6 +398,8 @@ class ResponseSide:
     def _close_answered(self) -> None:
         """Close after the last answer: at once, or lingering if the client may still be
         sending (a close with unread bytes would reset the connection, see linger.py)."""
+        if self.closed:  # closed already, or lingering: the transport is not ours to close
+            return
         self.closed = True
         request = self.request
         sending = (
