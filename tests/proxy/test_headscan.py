@@ -39,8 +39,13 @@ HEADS = [
     b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n"
     b"Connection: keep-alive\r\n\r\n",
     b"HTTP/1.1 404 Not Found\r\ntransfer-encoding:  Chunked \r\nConnection: close\r\n\r\n",
+    # values longer than the 16 bytes the scanner checks at a time, and what may be in them
+    b"HTTP/1.1 200 Everything Is Fine Here\r\nContent-Security-Policy: default-src 'self';"
+    b" img-src * data:\tblob:\r\nX-Obs: caf\xc3\xa9 \xff\x80~ \x7e\x20!\r\nContent-Length: 1\r\n\r\n",
 ]
-MUTATIONS = [b"\x00", b"\t", b" ", b"\r", b"\n", b":", b",", b"\x7f", b"\x80", b"A", b"0", b"-"]
+# bytes around every boundary of what a value may hold (HTAB, SP to ~, obs-text)
+MUTATIONS = [b"\x00", b"\x08", b"\t", b"\x0b", b"\x1f", b" ", b"\r", b"\n", b":", b",",
+             b"~", b"\x7f", b"\x80", b"\xff", b"A", b"0", b"-"]
 
 
 class Recorder:
@@ -178,6 +183,10 @@ REQUESTS = [
     b"OPTIONS /api/items HTTP/1.1\r\nHost: a.test\r\nOrigin: https://b.test\r\n"
     b"Access-Control-Request-Method: PUT\r\n\r\n",
     b'GET /list.php?filter[status]=1&ids[]=2&q={"a":1}|x^y`z\\w<> HTTP/1.1\r\nHost: a.test\r\n\r\n',
+    # a browser's long values, over several of the scanner's 16-byte steps
+    b"GET /shop HTTP/1.1\r\nHost: a.test\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) "
+    b"AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36\r\n"
+    b"Cookie: PHPSESSID=abc123; _ga=GA1.1.1234;\tpref=caf\xc3\xa9\r\n\r\n",
 ]
 
 

@@ -14,6 +14,9 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #define MAX_KEPT 100 /* more header lines than this: httptools' business */
 #define MAX_LENGTH_DIGITS 18 /* fits an int64 */
@@ -80,22 +83,67 @@ static const struct rule request_rules[] = {
 };
 #define COUNT(rules) (sizeof(rules) / sizeof(rules[0]))
 
+/* A rule set with its rules listed by name length (built by index_rules), so that a header
+ * is compared only with the names as long as its own. */
+#define MAX_RULE_LEN 17
+#define MAX_SAME_LEN 4 /* rules of one length, at most (request: 3 of 16) */
+struct rule_set {
+    const struct rule *rules;
+    unsigned char of_len[MAX_RULE_LEN + 1][MAX_SAME_LEN];
+    unsigned char count_of_len[MAX_RULE_LEN + 1];
+};
+static struct rule_set response_set, request_set;
+
+static int index_rules(struct rule_set *set, const struct rule *rules, size_t count) {
+    set->rules = rules;
+    memset(set->count_of_len, 0, sizeof(set->count_of_len));
+    for (size_t i = 0; i < count; i++) {
+        size_t len = rules[i].len;
+        if (len > MAX_RULE_LEN || set->count_of_len[len] == MAX_SAME_LEN) return -1;
+        set->of_len[len][set->count_of_len[len]++] = (unsigned char)i;
+    }
+    return 0;
+}
+
 /* Header names compare ASCII-only: strncasecmp follows the locale, and under a Turkish one
- * "TRANSFER-ENCODING" would not match "transfer-encoding" (a smuggled request). */
+ * "TRANSFER-ENCODING" would not match "transfer-encoding" (a smuggled request). `lower` is
+ * made of a-z and '-': a byte ORed with 0x20 equals one of those only if it is that letter
+ * in either case, or '-' or CR (never in a name or value), as llhttp's LOWER() compares. */
 static int same_name(const char *lower, const char *name, size_t len) {
     for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)name[i];
-        if (c >= 'A' && c <= 'Z') c += 'a' - 'A';
-        if (c != (unsigned char)lower[i]) return 0;
+        if (((unsigned char)name[i] | 0x20) != (unsigned char)lower[i]) return 0;
     }
     return 1;
 }
 
-static enum kind classify(const struct rule *rules, size_t count, const char *name, size_t len) {
-    for (size_t i = 0; i < count; i++) {
-        if (rules[i].len == len && same_name(rules[i].name, name, len)) return rules[i].kind;
+static enum kind classify(const struct rule_set *set, const char *name, size_t len) {
+    if (len > MAX_RULE_LEN) return KEEP;
+    for (unsigned char i = 0; i < set->count_of_len[len]; i++) {
+        const struct rule *rule = &set->rules[set->of_len[len][i]];
+        if (same_name(rule->name, name, len)) return rule->kind;
     }
     return KEEP;
+}
+
+/* The end of the run of value bytes (field-vchar, SP, HTAB, obs-text) that starts at p:
+ * values are most of a head's bytes, so 16 at a time where SSE2 is there. */
+static const char *value_run(const char *p, const char *end) {
+#if defined(__SSE2__)
+    const __m128i zero = _mm_setzero_si128(), space = _mm_set1_epi8(0x20);
+    const __m128i tab = _mm_set1_epi8(0x09), del = _mm_set1_epi8(0x7f);
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)p);
+        /* signed, obs-text is below zero: a control byte is one from 0 to 0x1f */
+        __m128i control = _mm_andnot_si128(_mm_cmplt_epi8(v, zero), _mm_cmplt_epi8(v, space));
+        __m128i bad = _mm_or_si128(_mm_andnot_si128(_mm_cmpeq_epi8(v, tab), control),
+                                   _mm_cmpeq_epi8(v, del));
+        int mask = _mm_movemask_epi8(bad);
+        if (mask) return p + __builtin_ctz((unsigned)mask);
+        p += 16;
+    }
+#endif
+    while (p < end && value_byte[(unsigned char)*p]) p++;
+    return p;
 }
 
 static int is_ows(char c) { return c == ' ' || c == '\t'; }
@@ -155,7 +203,7 @@ static int next_header(const char **pp, const char *end, struct header *h) {
     p++;
     while (p < end && is_ows(*p)) p++;
     h->value = p;
-    while (p < end && value_byte[(unsigned char)*p]) p++;
+    p = value_run(p, end);
     if (end - p < 2 || p[0] != '\r' || p[1] != '\n') return -1;
     h->raw_end = p;
     const char *value_end = p;
@@ -199,19 +247,17 @@ static PyObject *spans_join(const struct spans *s) {
 /* Reading a head's header lines: the part both scanners share. */
 struct head_reader {
     const char *p, *end;
-    const struct rule *rules;
-    size_t rule_count;
+    const struct rule_set *rules;
     struct spans kept; /* the lines forwarded as they are */
     int options;       /* Connection options seen (see connection_options) */
     long lines;
 };
 
 static void head_reader_init(struct head_reader *r, const char *p, const char *end,
-                             const struct rule *rules, size_t rule_count) {
+                             const struct rule_set *rules) {
     r->p = p;
     r->end = end;
     r->rules = rules;
-    r->rule_count = rule_count;
     r->kept.count = 0; /* (not an initializer: that would zero all of kept.at per call) */
     r->kept.size = 0;
     r->options = 0;
@@ -225,7 +271,7 @@ static int next_special(struct head_reader *r, struct header *h, enum kind *kind
     int more;
     while ((more = next_header(&r->p, r->end, h)) == 1) {
         r->lines++;
-        *kind = classify(r->rules, r->rule_count, h->line, h->name_len);
+        *kind = classify(r->rules, h->line, h->name_len);
         if (*kind == KEEP) {
             if (spans_add(&r->kept, h->line, r->p) < 0) return -1;
         } else if (*kind == CONNECTION) {
@@ -298,14 +344,14 @@ static PyObject *scan_response(PyObject *module, PyObject *data) {
     const char *reason = p, *reason_end = p;
     if (*p == ' ') {
         reason = ++p;
-        while (p < end && value_byte[(unsigned char)*p]) p++;
+        p = value_run(p, end);
         reason_end = p;
     }
     if (end - p < 2 || p[0] != '\r' || p[1] != '\n') Py_RETURN_NONE;
     p += 2;
 
     struct head_reader r;
-    head_reader_init(&r, p, end, response_rules, COUNT(response_rules));
+    head_reader_init(&r, p, end, &response_set);
     struct header h;
     enum kind kind;
     long long length = -1;
@@ -415,7 +461,7 @@ static PyObject *scan_request(PyObject *module, PyObject *const *args, Py_ssize_
     p += 11;
 
     struct head_reader r;
-    head_reader_init(&r, p, end, request_rules, COUNT(request_rules));
+    head_reader_init(&r, p, end, &request_set);
     struct header h;
     enum kind kind;
     const char *host = NULL, *host_end = NULL, *auth = NULL, *auth_end = NULL;
@@ -500,6 +546,11 @@ static int add(PyObject *module, const char *name, PyObject *value) {
 
 PyMODINIT_FUNC PyInit__headscan(void) {
     init_tables();
+    if (index_rules(&response_set, response_rules, COUNT(response_rules)) < 0 ||
+        index_rules(&request_set, request_rules, COUNT(request_rules)) < 0) {
+        PyErr_SetString(PyExc_SystemError, "_headscan: a rule name too long, or too many alike");
+        return NULL;
+    }
     const char *target_extra = "-._~!$&'()*+,;=:@/?%[]{}|^`\\\"<>";
     for (int c = '0'; c <= '9'; c++) target_byte[c] = 1;
     for (int c = 'a'; c <= 'z'; c++) target_byte[c] = 1;
