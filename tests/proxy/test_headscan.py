@@ -43,9 +43,11 @@ HEADS = [
     b"HTTP/1.1 200 Everything Is Fine Here\r\nContent-Security-Policy: default-src 'self';"
     b" img-src * data:\tblob:\r\nX-Obs: caf\xc3\xa9 \xff\x80~ \x7e\x20!\r\nContent-Length: 1\r\n\r\n",
 ]
-# bytes around every boundary of what a value may hold (HTAB, SP to ~, obs-text)
+# bytes around every boundary of what a value may hold (HTAB, SP to ~, obs-text) and of
+# the letters, digits and '-' that the scanner takes 16 at a time in a name
 MUTATIONS = [b"\x00", b"\x08", b"\t", b"\x0b", b"\x1f", b" ", b"\r", b"\n", b":", b",",
-             b"~", b"\x7f", b"\x80", b"\xff", b"A", b"0", b"-"]
+             b"~", b"\x7f", b"\x80", b"\xff", b"A", b"0", b"-", b"/", b"@", b"[", b"_",
+             b"`", b"{"]
 
 
 class Recorder:
