@@ -240,6 +240,17 @@ def test_expect_100_continue_is_answered_before_the_body(origin, make_proxy):
     assert "Expect" not in dict(seen["headers"])
 
 
+def test_an_invalid_host_gets_400_and_never_reaches_backend(origin, make_proxy):
+    # a site answering every host, so that only the check stands between them and it
+    proxy = make_proxy([site(origin.url, hosts=["~."])])
+    for host in (b"a/b", b"a@b", b"a b", b"a\\b", b"a\x80b", b"x" * 1025, b""):
+        with proxy.connect() as sock:
+            sock.sendall(b"GET /echo HTTP/1.1\r\nHost: %s\r\n\r\n" % host)
+            assert read_response(sock).status == 400, host
+    assert origin.received == []
+    assert proxy.request("/echo", host="a-b.c_d:80").status == 200  # and a valid one passes
+
+
 def test_body_over_max_body_size_gets_413_and_never_reaches_backend(origin, make_proxy):
     proxy = make_proxy([site(origin.url, max_body_size="1k")])
     response = proxy.request("/echo", method="POST", body=b"x" * 2000)

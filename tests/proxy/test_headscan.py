@@ -19,6 +19,7 @@ import pytest
 
 from tests.support.mutations import one_byte_variants
 from vhostd.proxy.headers import REQUEST_RULES, RESPONSE_RULES
+from vhostd.proxy.request import valid_host
 
 headscan = pytest.importorskip("vhostd.proxy._headscan", reason="make native builds it")
 scan_response = headscan.scan_response
@@ -298,6 +299,17 @@ def test_limits_leave_the_refusal_to_httptools() -> None:
 )
 def test_leaves_every_other_request_to_httptools(data: bytes) -> None:
     assert scan_request(data, 0, 100, 16384, False) is None
+
+
+def test_a_host_is_taken_only_where_valid_host_takes_it() -> None:
+    """The fast path skips request.valid_host() for a host the scanner returns: the scanner
+    must take exactly the hosts valid_host() takes (any other is refused on the slow path)."""
+    hosts = [b"a" + bytes([byte]) + b"b" for byte in range(256) if byte not in b"\r\n"]
+    hosts += [b"", b"x" * 1024, b"x" * 1025, b"[::1]:8080", b"a-b.c_d:80"]
+    for host in hosts:
+        scanned = scan_request(b"GET / HTTP/1.1\r\nHost: %s\r\n\r\n" % host, 0, 100, 16384, False)
+        assert (scanned is not None) == valid_host(host), host
+        assert scanned is None or scanned[5] == host
 
 
 @pytest.mark.parametrize(

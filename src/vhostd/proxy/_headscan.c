@@ -440,6 +440,19 @@ static PyObject *scan_response(PyObject *module, PyObject *data) {
  * {json}, a|b) and llhttp accepts; anything else, "#" and controls included, goes to
  * httptools. */
 static unsigned char target_byte[256];
+/* The bytes of a Host value that a route may be looked up by (request.py's _HOST) */
+static unsigned char host_byte[256];
+#define MAX_HOST 1024
+
+/* Whether a Host value is one request.valid_host() takes: then the Python side does not
+ * check it again; any other is left to it (and refused there with a 400). */
+static int valid_host(const char *p, const char *end) {
+    if (end - p < 1 || end - p > MAX_HOST) return 0;
+    for (; p < end; p++) {
+        if (!host_byte[(unsigned char)*p]) return 0;
+    }
+    return 1;
+}
 
 /* The methods taken here (any other goes to httptools), each name made once. */
 static struct {
@@ -461,7 +474,7 @@ static PyObject *VERSION_1_0, *VERSION_1_1;
  * next content_length bytes, in `data` and, what is not, in the reads that follow);
  * anything else is None: feed it to httptools. X-Forwarded-* and the like are dropped
  * from an untrusted client (the proxy sets its own); a trusted proxy's are extended by
- * the slow path. */
+ * the slow path. A host returned is a valid one (valid_host). */
 static PyObject *scan_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 5) {
         PyErr_SetString(PyExc_TypeError, "scan_request takes 5 arguments");
@@ -518,6 +531,7 @@ static PyObject *scan_request(PyObject *module, PyObject *const *args, Py_ssize_
             /* forwarded as "Host: value", whatever its case and spacing */
             host = h.value;
             host_end = h.value_end;
+            if (!valid_host(host, host_end)) Py_RETURN_NONE;
             if (spans_add(&r.kept, "Host: ", "Host: " + 6) < 0 ||
                 spans_add(&r.kept, host, host_end) < 0 ||
                 spans_add(&r.kept, "\r\n", "\r\n" + 2) < 0)
@@ -600,6 +614,8 @@ PyMODINIT_FUNC PyInit__headscan(void) {
     for (int c = 'a'; c <= 'z'; c++) target_byte[c] = 1;
     for (int c = 'A'; c <= 'Z'; c++) target_byte[c] = 1;
     for (const char *c = target_extra; *c; c++) target_byte[(unsigned char)*c] = 1;
+    for (int c = 0x21; c <= 0x7e; c++) host_byte[c] = 1;
+    for (const char *c = "/\\?#@\"<>{}|^`"; *c; c++) host_byte[(unsigned char)*c] = 0;
     /* kept for the life of the process: returned without a new object per request */
     for (size_t i = 0; i < COUNT(known_methods); i++) {
         known_methods[i].object = PyBytes_FromString(known_methods[i].name);

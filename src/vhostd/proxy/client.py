@@ -170,7 +170,8 @@ class ClientConnection(ResponseSide):
             if length >= 0:
                 request.content_length = length
             try:
-                request.validate(False)  # no Upgrade header: the scanner leaves those
+                # no Upgrade header (the scanner leaves those); a Host it returns is valid
+                request.validate(False, True)
             except Rejection as rejection:
                 self._reject(rejection)
                 return len(data)  # as with httptools: nothing after a refused head is read

@@ -150,8 +150,9 @@ class Request:
         """Safe to send again on another connection: idempotent and nothing streamed yet."""
         return self.method in IDEMPOTENT and not self.has_body
 
-    def validate(self, connection_upgrade: bool) -> None:
-        """Framing and routing checks once the head is complete; raises Rejection."""
+    def validate(self, connection_upgrade: bool, host_checked: bool = False) -> None:
+        """Framing and routing checks once the head is complete; raises Rejection.
+        `host_checked`: the head scanner has found the Host value valid already."""
         self.has_body = self.chunked or bool(self.content_length)
         if self.host_count > 1:
             raise Rejection(400, "More than one Host header.")
@@ -180,7 +181,7 @@ class Request:
             raise Rejection(405, "CONNECT is not supported: this is not a forward proxy.")
         if self.version == b"1.1" and self.host is None:
             raise Rejection(400, "HTTP/1.1 requests need a Host header.")
-        if self.host is not None and not valid_host(self.host):
+        if self.host is not None and not host_checked and not valid_host(self.host):
             raise Rejection(400, "Invalid Host header.")
         if self.upgrade is not None and not connection_upgrade:
             self.upgrade = None  # an Upgrade not named by Connection is just dropped
@@ -192,6 +193,7 @@ class Request:
 SLASH: Final = ord("/")
 
 # A Host value: printable ASCII without spaces or the characters that end an authority.
+# (The head scanner, proxy/_headscan.c, checks the same set and length in C.)
 _HOST: Final = re.compile(rb'[^\x00-\x20\x7f-\xff/\\?#@"<>{}|^`]{1,1024}')
 # A server sees a handful of host names: each is matched once, then looked up (bounded).
 _HOSTS_SEEN: Final[dict[bytes, bool]] = {}
