@@ -83,7 +83,7 @@ class ClientConnection(ResponseSide):
         if upstream is not None and upstream.transport is not None:
             upstream.transport.resume_reading()
         if self.ctx.shutting_down and self.request is None and not self.queue:
-            self.transport.close()
+            self._close_answered()
 
     def data_received(self, data: bytes) -> None:
         if self.tunnel is not None:
@@ -175,6 +175,8 @@ class ClientConnection(ResponseSide):
             except Rejection as rejection:
                 self._reject(rejection)
                 return len(data)  # as with httptools: nothing after a refused head is read
+            if not keep_alive and start + max(length, 0) < len(data):
+                self.dropped_input = True  # what follows it is not read (see below)
             if length <= 0:
                 self._head_complete(request)
             else:
@@ -218,6 +220,8 @@ class ClientConnection(ResponseSide):
             return len(data)  # as with httptools: nothing after a refused body is read
         if not self.body_left:
             request = self.parsing
+            if take < len(data) and request is not None and not request.keep_alive:
+                self.dropped_input = True  # what follows it is not read (see below)
             self.on_message_complete()
             if request is not None and not request.keep_alive:
                 return len(data)  # the connection ends with its answer: read nothing after it
@@ -571,6 +575,5 @@ class ClientConnection(ResponseSide):
     def shutdown(self) -> None:
         """Graceful stop: close now when idle, else after the current response."""
         if self.request is None and self.parsing is None and self.tunnel is None:
-            self.closed = True
-            self.transport.close()
+            self._close_answered()
 

@@ -74,6 +74,9 @@ class ResponseSide:
         # bytes still to come of a body whose head the scanner read: they are passed on
         # as they arrive, without httptools (see ClientConnection._body_arrived)
         self.body_left = 0
+        # bytes read after a request that ends the connection, and dropped: a client that
+        # sent them may send more, so the close lingers (see _close_answered)
+        self.dropped_input = False
         self.queue: deque[Request] = deque()
         self.paused = 0
         self.writing_paused = False
@@ -388,8 +391,7 @@ class ResponseSide:
             self.resume_client_reading(PAUSE_QUEUE)
             self._start(self.queue.popleft())
         elif self.ctx.shutting_down:
-            self.closed = True
-            self.transport.close()
+            self._close_answered()
         elif self.parsing is None:
             self._enter(IDLE, self.settings.keepalive_timeout)
         else:
@@ -405,8 +407,10 @@ class ResponseSide:
         sending = (
             self.paused  # (bytes may wait in the socket)
             or self.body_left
-            or self.parsing is not None
+            or (self.parsing is not None and self.parsing is not request)  # a next head
             or self.queue
+            or self.dropped_input
+            or self.tunnel_hold  # sent behind an Upgrade request that was refused
             or (request is not None and request.has_body and not request.complete)
         )
         if self.transport.is_closing() or not (sending or unread_bytes(self.transport)):
