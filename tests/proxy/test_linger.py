@@ -15,26 +15,8 @@ STREAMED_RESPONSE = 1_000_000
 FIN_WAIT = ("04", "05")  # /proc/net/tcp states FIN_WAIT1 and FIN_WAIT2: it has sent its FIN
 
 
-def vhostd_end(proxy_port: int, client: socket.socket) -> tuple[str, bool] | None:
-    """vhostd's end of this loopback connection: its TCP state, and whether a process still
-    holds it (a socket its process has closed keeps inode 0 until it is gone)."""
-    client_port = client.getsockname()[1]
-    wanted = (f"0100007F:{proxy_port:04X}", f"0100007F:{client_port:04X}")
-    with open("/proc/net/tcp") as table:
-        for line in table.readlines()[1:]:
-            fields = line.split()
-            if (fields[1], fields[2]) == wanted:
-                return fields[3], fields[9] != "0"
-    return None
-
-
-def held_by_vhostd(proxy_port: int, client: socket.socket) -> bool:
-    end = vhostd_end(proxy_port, client)
-    return end is not None and end[1]
-
-
-def has_sent_fin(proxy_port: int, client: socket.socket) -> bool:
-    end = vhostd_end(proxy_port, client)
+def has_sent_fin(proxy, client: socket.socket) -> bool:
+    end = proxy.end_of(client)
     return end is not None and end[0] in FIN_WAIT
 
 
@@ -43,7 +25,7 @@ def read_until_vhostd_ends_writing(proxy, sock: socket.socket) -> bytes:
     end, with part of the answer still on its way."""
     received = bytearray()
     reads = 0
-    while reads % 16 or not has_sent_fin(proxy.port, sock):  # (the table is slow to read)
+    while reads % 16 or not has_sent_fin(proxy, sock):  # (the table is slow to read)
         chunk = sock.recv(65536)
         assert chunk, "the answer ended before vhostd closed"
         received += chunk
@@ -144,7 +126,7 @@ def test_a_close_with_nothing_unread_does_not_linger(origin, make_proxy):
             sock.sendall(b"GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
                          % (path.encode(), host.encode()))
             read_to_end(sock)
-            wait_for(lambda: not held_by_vhostd(proxy.port, sock), timeout=5)
+            wait_for(lambda: not proxy.holds(sock), timeout=5)
 
 
 def test_a_refused_upload_is_read_to_its_end_and_gets_its_413(origin, make_proxy):
@@ -165,9 +147,9 @@ def test_bytes_after_the_answer_are_dropped_until_the_client_closes(origin, make
         assert sock.recv(1) == b""  # vhostd is done writing...
         for _ in range(32):
             sock.sendall(b"x" * 65536)  # ...and still reads: no reset, no broken pipe
-        assert held_by_vhostd(proxy.port, sock)
+        assert proxy.holds(sock)
         sock.shutdown(socket.SHUT_WR)
-        wait_for(lambda: not held_by_vhostd(proxy.port, sock))  # closed on the client's FIN
+        wait_for(lambda: not proxy.holds(sock))  # closed on the client's FIN
     assert origin.received == []
 
 
@@ -177,8 +159,8 @@ def test_a_silent_client_is_let_go_after_the_lingering_timeout(origin, make_prox
     )
     with refused_upload(proxy, 5_000) as sock:
         assert read_response(sock).status == 413
-        assert held_by_vhostd(proxy.port, sock)  # it lingers...
-        wait_for(lambda: not held_by_vhostd(proxy.port, sock), timeout=10)  # ...then lets go
+        assert proxy.holds(sock)  # it lingers...
+        wait_for(lambda: not proxy.holds(sock), timeout=10)  # ...then lets go
 
 
 def test_a_client_that_never_stops_sending_is_let_go_after_the_lingering_time(
@@ -193,7 +175,7 @@ def test_a_client_that_never_stops_sending_is_let_go_after_the_lingering_time(
         sock.settimeout(10)
         deadline = time.monotonic() + 20
         sock.sendall(b"x" * 65536)
-        assert held_by_vhostd(proxy.port, sock)  # it lingers...
+        assert proxy.holds(sock)  # it lingers...
         cut = False
         while not cut and time.monotonic() < deadline:
             try:
@@ -201,4 +183,4 @@ def test_a_client_that_never_stops_sending_is_let_go_after_the_lingering_time(
             except OSError:  # ...and resets once it closes
                 cut = True
         assert cut
-        assert not held_by_vhostd(proxy.port, sock)
+        assert not proxy.holds(sock)

@@ -54,6 +54,7 @@ def test_upgrade_refused_by_backend_is_a_normal_response(origin, make_proxy):
 
 def test_half_close_travels_through_the_tunnel(origin, make_proxy):
     proxy = make_proxy([{"name": "a", "hosts": ["a.test"], "backends": [origin.url]}])
+    idle = proxy.open_sockets()
     with proxy.connect() as sock:
         sock.sendall(UPGRADE)
         assert read_response(sock).status == 101
@@ -62,4 +63,6 @@ def test_half_close_travels_through_the_tunnel(origin, make_proxy):
         data = b""
         while chunk := sock.recv(65536):
             data += chunk
-    assert data == b"last words"
+        assert data == b"last words"
+        # both directions have ended: vhostd closes both sides (it used to keep them open)
+        wait_for(lambda: proxy.open_sockets() == idle)

@@ -258,6 +258,31 @@ class VhostdProcess:
             sock.sendall(build_request(method, path, host, headers, body, close=True))
             return read_response(sock, head_request=method == "HEAD")
 
+    def end_of(self, client: socket.socket) -> tuple[str, bool] | None:
+        """vhostd's end of a loopback connection from `client`: its TCP state (as in
+        /proc/net/tcp: "01" established, "04"/"05" FIN_WAIT1/2...) and whether a process
+        still holds it (a socket its process has closed has inode 0 until it is gone)."""
+        client_port = client.getsockname()[1]
+        wanted = (f"0100007F:{self.port:04X}", f"0100007F:{client_port:04X}")
+        with open("/proc/net/tcp") as table:
+            for line in table.readlines()[1:]:
+                fields = line.split()
+                if (fields[1], fields[2]) == wanted:
+                    return fields[3], fields[9] != "0"
+        return None
+
+    def open_sockets(self) -> int:
+        """How many sockets the vhostd process has open (a socket both sides have finished
+        with leaves /proc/net/tcp but stays open until its owner closes it)."""
+        assert self.process is not None
+        fds = Path(f"/proc/{self.process.pid}/fd")
+        return sum(1 for fd in fds.iterdir() if os.readlink(fd).startswith("socket:"))
+
+    def holds(self, client: socket.socket) -> bool:
+        """Whether vhostd still has its end of the connection from `client` open."""
+        end = self.end_of(client)
+        return end is not None and end[1]
+
     def admin_json(self, path: str) -> Any:
         with socket.create_connection(("127.0.0.1", self.admin_port), timeout=5) as sock:
             sock.sendall(f"GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n".encode())

@@ -63,8 +63,14 @@ class ClientConnection(ResponseSide):
         self.release()
 
     def eof_received(self) -> bool | None:
-        if self.tunnel is not None and self.tunnel.transport.can_write_eof():
-            self.tunnel.transport.write_eof()  # half-close travels through the tunnel
+        tunnel = self.tunnel
+        if tunnel is not None and tunnel.transport.can_write_eof():
+            tunnel.transport.write_eof()  # half-close travels through the tunnel
+            self.tunnel_ends += 1
+            if self.tunnel_ends == 2:  # the backend's direction ended first: both are done
+                self.tunnel = None
+                tunnel.transport.close()
+                return None  # (closes this side)
             return True
         return None
 

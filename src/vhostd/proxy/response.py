@@ -89,6 +89,7 @@ class ResponseSide:
         self.deadline = 0.0
         self.closed = False
         self.tunnel: UpstreamConnection | None = None
+        self.tunnel_ends = 0  # directions of the tunnel that have ended; at 2 both sides close
         self.tunnel_hold: list[bytes] = []
         self.upgrading = False
         # the gate and Authorization value that last passed on this connection (see _start)
@@ -294,7 +295,13 @@ class ResponseSide:
 
     def on_upstream_eof(self, conn: UpstreamConnection) -> bool | None:
         if self.tunnel is conn and self.transport.can_write_eof():
-            self.transport.write_eof()
+            self.transport.write_eof()  # half-close travels through the tunnel
+            self.tunnel_ends += 1
+            if self.tunnel_ends == 2:  # the client's direction ended first: both are done
+                self.tunnel = None
+                self.closed = True
+                self.transport.close()
+                return None  # (closes the backend's side)
             return True
         return None
 
