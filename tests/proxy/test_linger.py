@@ -25,7 +25,7 @@ def read_until_vhostd_ends_writing(proxy, sock: socket.socket) -> bytes:
     end, with part of the answer still on its way."""
     received = bytearray()
     reads = 0
-    while reads % 16 or not has_sent_fin(proxy, sock):  # (the table is slow to read)
+    while reads % 4 or not has_sent_fin(proxy, sock):  # (the table is slow to read)
         chunk = sock.recv(65536)
         assert chunk, "the answer ended before vhostd closed"
         received += chunk
