@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.support.raw_backend import answer_in_pieces
 from tests.support.vhostd import build_request, read_response, site
 
 
@@ -95,3 +96,32 @@ def test_targets_and_methods_reach_the_backend_as_sent(origin, make_proxy):
                 assert read_response(sock).status == 200
     sent = [(r.method, r.target) for r in origin.received]
     assert sent == [("GET", target)] * 2 + [("OPTIONS", target)] * 2
+
+
+STATUS_LINES = [  # what the backend sends, what the client gets (always HTTP/1.1)
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", b"HTTP/1.1 200 OK\r\n"),
+    (b"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n", b"HTTP/1.1 200 \r\n"),  # SP is not optional
+    (b"HTTP/1.0 418 I'm a teapot\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n",
+     b"HTTP/1.1 418 I'm a teapot\r\n"),
+    (b"HTTP/1.1 404 Pas trouv\xc3\xa9\r\nContent-Length: 0\r\n\r\n", b"HTTP/1.1 404 Pas trouv\xc3\xa9\r\n"),
+    # a 1xx first: httptools reads it, and vhostd writes the line itself
+    (b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 201 Made\r\nContent-Length: 0\r\n\r\n",
+     b"HTTP/1.1 201 Made\r\n"),
+]
+
+
+def test_status_lines_reach_the_client_as_http_1_1_with_the_backends_reason(
+    raw_backend, make_proxy
+):
+    backend = raw_backend(answer_in_pieces([answer] for answer, _ in STATUS_LINES))
+    proxy = make_proxy([site(backend.url)])
+    with proxy.connect() as sock:
+        for _, expected in STATUS_LINES:
+            sock.sendall(build_request("GET", "/"))
+            received = b""
+            while b"\r\n\r\n" not in received:
+                chunk = sock.recv(65536)
+                assert chunk, received
+                received += chunk
+            assert received.split(b"\r\n", 1)[0] + b"\r\n" == expected
+    assert backend.connections == 1

@@ -367,7 +367,21 @@ fail:
     return NULL;
 }
 
-/* scan_response(data) -> (head_end, status, keep_alive, length, length_digits, reason,
+/* The status line the client gets: always HTTP/1.1, the backend's code and reason. */
+static PyObject *status_line(const char *code, const char *reason, const char *reason_end) {
+    Py_ssize_t reason_len = reason_end - reason;
+    PyObject *line = PyBytes_FromStringAndSize(NULL, 13 + reason_len + 2);
+    if (line == NULL) return NULL;
+    char *out = PyBytes_AS_STRING(line);
+    memcpy(out, "HTTP/1.1 ", 9);
+    memcpy(out + 9, code, 3);
+    out[12] = ' ';
+    memcpy(out + 13, reason, (size_t)reason_len);
+    memcpy(out + 13 + reason_len, "\r\n", 2);
+    return line;
+}
+
+/* scan_response(data) -> (head_end, status, keep_alive, length, length_digits, status_line,
  *                         forwarded_headers, chunked) | None
  * A head with a Content-Length (length -1: none), or "Transfer-Encoding: chunked" (its body
  * is read by _chunks.c), or a 204 or 304. */
@@ -428,7 +442,7 @@ static PyObject *scan_response(PyObject *module, PyObject *data) {
         Py_NewRef(keeps_alive(minor, r.options) ? Py_True : Py_False),
         PyLong_FromLongLong(length),
         bytes_or_none(digits, digits_end),
-        PyBytes_FromStringAndSize(reason, reason_end - reason),
+        status_line(buf + 9, reason, reason_end),
         spans_join(&r.kept),
         Py_NewRef(chunked ? Py_True : Py_False),
     };

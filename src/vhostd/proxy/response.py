@@ -50,7 +50,6 @@ BODY: Final = 5  # a request body is arriving: client_body_timeout between reads
 WAIT: Final = 3  # request sent, no response byte yet: first_byte timeout → 504
 STREAM: Final = 4  # response arriving: between_bytes timeout → cut
 
-NO_BODY_STATUS: Final = frozenset({204, 304})
 LARGE_PIECE: Final = 32 * 1024  # written beside the pieces before it rather than joined
 LAST_CHUNK: Final = b"0\r\n\r\n"
 # SO_LINGER on, 0 s: close() sends a reset instead of the end of the stream (see _cut_client)
@@ -192,7 +191,7 @@ class ResponseSide:
         upgrading = status == 101
         if upgrading and request.upgrade is None:
             raise httptools.HttpParserError("101 without an upgrade request")
-        self.no_body = request.method == b"HEAD" or status in NO_BODY_STATUS or upgrading
+        self.no_body = request.method == b"HEAD" or status == 204 or status == 304 or upgrading
         lines = without_named(conn.lines, conn.named) if conn.named else conn.lines
         content_length, chunked = conn.content_length, conn.chunked
         close = not request.keep_alive or self.ctx.shutting_down or not request.complete
@@ -215,7 +214,7 @@ class ResponseSide:
         self.close_after = close
         self.response_status = status
         self.response_started = True
-        self.out.append(b"HTTP/1.1 %d %s\r\n" % (status, conn.reason))
+        self.out.append(conn.status_line or b"HTTP/1.1 %d %s\r\n" % (status, conn.reason))
         lines.append(b"\r\n")
         self.out += lines  # joined with the body by _flush: one write
         return not self.no_body

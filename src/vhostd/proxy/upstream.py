@@ -101,6 +101,7 @@ class UpstreamConnection:
         "upgrade",
         "named",
         "reason",
+        "status_line",
         "message_complete",
         "interim",
         "overflow",
@@ -134,6 +135,8 @@ class UpstreamConnection:
         self.upgrade: bytes | None = None
         self.named: frozenset[bytes] = NOTHING_NAMED
         self.reason = b""
+        # the status line for the client, when the head scanner built it (else from reason)
+        self.status_line = b""
         self.message_complete = False
         self.interim = False  # a 1xx being parsed: not the final response
         self.overflow = False  # bytes after the final response: never reuse
@@ -206,7 +209,7 @@ class UpstreamConnection:
             return -1
         (
             body_from, self.status, self.keep_alive, self.length,
-            self.content_length, self.reason, kept, self.chunked,
+            self.content_length, self.status_line, kept, self.chunked,
         ) = head  # fmt: skip
         self.got_bytes = True
         self.lines = [kept]
@@ -244,6 +247,7 @@ class UpstreamConnection:
         self.upgrade = None
         self.named = NOTHING_NAMED
         self.reason = b""
+        self.status_line = b""
 
     def on_status(self, reason: bytes) -> None:
         self.reason += reason
