@@ -93,7 +93,7 @@ def agrees_with_llhttp(data: bytes) -> None:
     scanned = scan_response(data)
     if scanned is None:
         return
-    body_from, status, keep_alive, length, digits, status_line, kept, chunked = scanned
+    body_from, status, keep_alive, length, length_line, status_line, kept, chunked = scanned
     recorder = Recorder(httptools.HttpResponseParser)
     recorder.parser.feed_data(data[:body_from])  # raises if llhttp rejects what we took
     assert recorder.head_complete, data
@@ -106,7 +106,8 @@ def agrees_with_llhttp(data: bytes) -> None:
     assert status_line == b"HTTP/1.1 %d %s\r\n" % (status, recorder.reason), data
     received = [(n, v.strip(b" \t")) for n, v in recorder.headers]
     lengths = [v for n, v in received if n.lower() == b"content-length"]
-    assert (digits, length) == ((lengths[0], int(lengths[0])) if lengths else (None, -1)), data
+    expected = (b"Content-Length: %s\r\n" % lengths[0], int(lengths[0])) if lengths else (None, -1)
+    assert (length_line, length) == expected, data
     forwarded = [(n, v) for n, v in received if n.lower() not in headscan.RESPONSE_NAMES]
     assert _lines(kept) == forwarded, data
 

@@ -381,7 +381,20 @@ static PyObject *status_line(const char *code, const char *reason, const char *r
     return line;
 }
 
-/* scan_response(data) -> (head_end, status, keep_alive, length, length_digits, status_line,
+/* The Content-Length line the client gets, with the backend's digits; None: no length. */
+static PyObject *length_line(const char *digits, const char *digits_end) {
+    if (digits == NULL) Py_RETURN_NONE;
+    Py_ssize_t len = digits_end - digits;
+    PyObject *line = PyBytes_FromStringAndSize(NULL, 16 + len + 2);
+    if (line == NULL) return NULL;
+    char *out = PyBytes_AS_STRING(line);
+    memcpy(out, "Content-Length: ", 16);
+    memcpy(out + 16, digits, (size_t)len);
+    memcpy(out + 16 + len, "\r\n", 2);
+    return line;
+}
+
+/* scan_response(data) -> (head_end, status, keep_alive, length, length_line, status_line,
  *                         forwarded_headers, chunked) | None
  * A head with a Content-Length (length -1: none), or "Transfer-Encoding: chunked" (its body
  * is read by _chunks.c), or a 204 or 304. */
@@ -441,7 +454,7 @@ static PyObject *scan_response(PyObject *module, PyObject *data) {
         PyLong_FromLong(status),
         Py_NewRef(keeps_alive(minor, r.options) ? Py_True : Py_False),
         PyLong_FromLongLong(length),
-        bytes_or_none(digits, digits_end),
+        length_line(digits, digits_end),
         status_line(buf + 9, reason, reason_end),
         spans_join(&r.kept),
         Py_NewRef(chunked ? Py_True : Py_False),

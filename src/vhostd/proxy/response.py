@@ -193,13 +193,16 @@ class ResponseSide:
             raise httptools.HttpParserError("101 without an upgrade request")
         self.no_body = request.method == b"HEAD" or status == 204 or status == 304 or upgrading
         lines = without_named(conn.lines, conn.named) if conn.named else conn.lines
-        content_length, chunked = conn.content_length, conn.chunked
         close = not request.keep_alive or self.ctx.shutting_down or not request.complete
         if upgrading:
             lines.append(b"Upgrade: %s\r\nConnection: upgrade\r\n" % (conn.upgrade or b""))
         else:
-            if content_length is not None and not chunked:
-                lines.append(b"Content-Length: %s\r\n" % content_length)
+            chunked = conn.chunked
+            length_line = conn.length_line  # (the head scanner's, ready made)
+            if length_line is None and conn.content_length is not None and not chunked:
+                length_line = b"Content-Length: %s\r\n" % conn.content_length
+            if length_line is not None:
+                lines.append(length_line)
             elif not self.no_body:
                 self.until_close = not chunked
                 if request.version == b"1.1":

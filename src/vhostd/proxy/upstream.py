@@ -102,6 +102,7 @@ class UpstreamConnection:
         "named",
         "reason",
         "status_line",
+        "length_line",
         "message_complete",
         "interim",
         "overflow",
@@ -135,8 +136,10 @@ class UpstreamConnection:
         self.upgrade: bytes | None = None
         self.named: frozenset[bytes] = NOTHING_NAMED
         self.reason = b""
-        # the status line for the client, when the head scanner built it (else from reason)
+        # the status and Content-Length lines for the client, when the head scanner built
+        # them (else made from reason and content_length)
         self.status_line = b""
+        self.length_line: bytes | None = None
         self.message_complete = False
         self.interim = False  # a 1xx being parsed: not the final response
         self.overflow = False  # bytes after the final response: never reuse
@@ -209,9 +212,10 @@ class UpstreamConnection:
             return -1
         (
             body_from, self.status, self.keep_alive, self.length,
-            self.content_length, self.status_line, kept, self.chunked,
+            self.length_line, self.status_line, kept, self.chunked,
         ) = head  # fmt: skip
         self.got_bytes = True
+        self.content_length = None  # (its line is length_line)
         self.lines = [kept]
         self.upgrade = None
         self.named = NOTHING_NAMED
@@ -248,6 +252,7 @@ class UpstreamConnection:
         self.named = NOTHING_NAMED
         self.reason = b""
         self.status_line = b""
+        self.length_line = None
 
     def on_status(self, reason: bytes) -> None:
         self.reason += reason
