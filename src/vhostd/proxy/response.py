@@ -197,14 +197,10 @@ class ResponseSide:
         if upgrading:
             lines.append(b"Upgrade: %s\r\nConnection: upgrade\r\n" % (conn.upgrade or b""))
         else:
-            chunked = conn.chunked
-            length_line = conn.length_line  # (the head scanner's, ready made)
-            if length_line is None and conn.content_length is not None and not chunked:
-                length_line = b"Content-Length: %s\r\n" % conn.content_length
-            if length_line is not None:
-                lines.append(length_line)
+            if conn.length_line is not None:
+                lines.append(conn.length_line)
             elif not self.no_body:
-                self.until_close = not chunked
+                self.until_close = not conn.chunked
                 if request.version == b"1.1":
                     self.chunk_out = True
                     lines.append(b"Transfer-Encoding: chunked\r\n")
@@ -217,7 +213,7 @@ class ResponseSide:
         self.close_after = close
         self.response_status = status
         self.response_started = True
-        self.out.append(conn.status_line or b"HTTP/1.1 %d %s\r\n" % (status, conn.reason))
+        self.out.append(conn.status_line)
         lines.append(b"\r\n")
         self.out += lines  # joined with the body by _flush: one write
         return not self.no_body

@@ -136,8 +136,8 @@ class UpstreamConnection:
         self.upgrade: bytes | None = None
         self.named: frozenset[bytes] = NOTHING_NAMED
         self.reason = b""
-        # the status and Content-Length lines for the client, when the head scanner built
-        # them (else made from reason and content_length)
+        # the status and Content-Length lines for the client: made by the head scanner, or
+        # from reason and content_length in on_headers_complete
         self.status_line = b""
         self.length_line: bytes | None = None
         self.message_complete = False
@@ -215,7 +215,6 @@ class UpstreamConnection:
             self.length_line, self.status_line, kept, self.chunked,
         ) = head  # fmt: skip
         self.got_bytes = True
-        self.content_length = None  # (its line is length_line)
         self.lines = [kept]
         self.upgrade = None
         self.named = NOTHING_NAMED
@@ -286,6 +285,10 @@ class UpstreamConnection:
             return
         # llhttp forgets this once the message is complete, so read it now
         self.keep_alive = self.parser.should_keep_alive()
+        # the lines the head scanner makes for its heads (read_head), made here for these
+        self.status_line = b"HTTP/1.1 %d %s\r\n" % (status, self.reason)
+        if self.content_length is not None and not self.chunked:
+            self.length_line = b"Content-Length: %s\r\n" % self.content_length
         exchange = self.exchange
         if exchange is None or not exchange.on_upstream_head(self, status):
             return
