@@ -65,13 +65,7 @@ class ClientConnection(ResponseSide):
     def eof_received(self) -> bool | None:
         tunnel = self.tunnel
         if tunnel is not None and tunnel.transport.can_write_eof():
-            tunnel.transport.write_eof()  # half-close travels through the tunnel
-            self.tunnel_ends += 1
-            if self.tunnel_ends == 2:  # the backend's direction ended first: both are done
-                self.tunnel = None
-                tunnel.transport.close()
-                return None  # (closes this side)
-            return True
+            return self._tunnel_direction_ended(tunnel.transport)
         return None
 
     def pause_writing(self) -> None:

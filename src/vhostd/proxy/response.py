@@ -293,15 +293,21 @@ class ResponseSide:
 
     def on_upstream_eof(self, conn: UpstreamConnection) -> bool | None:
         if self.tunnel is conn and self.transport.can_write_eof():
-            self.transport.write_eof()  # half-close travels through the tunnel
-            self.tunnel_ends += 1
-            if self.tunnel_ends == 2:  # the client's direction ended first: both are done
-                self.tunnel = None
-                self.closed = True
-                self.transport.close()
-                return None  # (closes the backend's side)
-            return True
+            return self._tunnel_direction_ended(self.transport)
         return None
+
+    def _tunnel_direction_ended(self, toward: Any) -> bool | None:
+        """One side of the tunnel sent its EOF: the half-close travels on `toward` the
+        other; once both directions have ended, both sides close. The result is for
+        eof_received (True: keep the side that ended open for the other direction)."""
+        toward.write_eof()
+        self.tunnel_ends += 1
+        if self.tunnel_ends < 2:
+            return True
+        self.tunnel = None
+        self.closed = True
+        toward.close()
+        return None  # (closes the side that ended last)
 
     def on_upstream_lost(self, conn: UpstreamConnection, exc: Exception | None) -> None:
         if self.closed:
