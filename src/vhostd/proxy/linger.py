@@ -42,7 +42,6 @@ class Lingering:
         self.timeout = ctx.settings.lingering_timeout
         self.last_read = self.loop.time()
         self.ends_at = self.last_read + ctx.settings.lingering_time
-        self.dropped = 0  # bytes read and thrown away
         ctx.connections.add(self)
         transport.set_protocol(self)
         transport.write_eof()  # after what is still buffered: the answer ends cleanly
@@ -61,8 +60,7 @@ class Lingering:
 
     # --- asyncio protocol ---------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
-        self.dropped += len(data)
-        self.last_read = self.loop.time()
+        self.last_read = self.loop.time()  # and the bytes are dropped
 
     def eof_received(self) -> bool | None:
         return None  # the client is done too: close

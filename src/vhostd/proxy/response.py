@@ -417,7 +417,6 @@ class ResponseSide:
         request = self.request
         sending = (
             self.paused  # (bytes may wait in the socket)
-            or self.body_left
             or (self.parsing is not None and self.parsing is not request)  # a next head
             or self.queue
             or self.dropped_input
