@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 
-from tests.support.vhostd import build_request, read_response, site, wait_for
+from tests.support.vhostd import build_request, read_response, read_to_end, site, wait_for
 
 
 def test_get_routes_by_host_and_passes_host_through(origin, make_proxy):
@@ -89,9 +89,7 @@ def test_http10_client_gets_close_delimited_body(origin, make_proxy):
     with proxy.connect() as sock:
         sock.sendall(b"GET /chunked HTTP/1.0\r\nHost: a.test\r\n\r\n")
         sock.settimeout(5)
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
+        data = read_to_end(sock)
     head, body = data.split(b"\r\n\r\n", 1)
     assert b"Transfer-Encoding" not in head
     assert body == b"hello world"

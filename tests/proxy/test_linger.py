@@ -7,7 +7,7 @@ import signal
 import socket
 import time
 
-from tests.support.vhostd import read_response, site, wait_for
+from tests.support.vhostd import read_response, read_to_end, site, wait_for
 
 BIG_RESPONSE = 8_000_000  # more than loopback's largest send buffer (tcp_wmem 4 MiB)
 # more than vhostd holds in its buffers while the client's (4 KiB) is full
@@ -45,13 +45,6 @@ def body_of(received: bytes) -> bytes:
     head, _, body = received.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 "), head
     return body
-
-
-def read_to_end(sock: socket.socket) -> bytes:
-    received = bytearray()
-    while chunk := sock.recv(65536):
-        received += chunk
-    return bytes(received)
 
 
 def refused_upload(proxy, length: int) -> socket.socket:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from tests.support.vhostd import read_response, wait_for
+from tests.support.vhostd import read_response, read_to_end, wait_for
 
 UPGRADE = (
     b"GET /ws HTTP/1.1\r\nHost: a.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
@@ -60,9 +60,6 @@ def test_half_close_travels_through_the_tunnel(origin, make_proxy):
         assert read_response(sock).status == 101
         sock.sendall(b"last words")
         sock.shutdown(socket.SHUT_WR)
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-        assert data == b"last words"
+        assert read_to_end(sock) == b"last words"
         # both directions have ended: vhostd closes both sides (it used to keep them open)
         wait_for(lambda: proxy.open_sockets() == idle)

@@ -119,6 +119,14 @@ class _Reader:
             _PENDING[self.sock] = self.buffer
 
 
+def read_to_end(sock: socket.socket) -> bytes:
+    """Everything until the peer's end of the stream; a reset raises (unlike _Reader.rest)."""
+    received = bytearray()
+    while chunk := sock.recv(65536):
+        received += chunk
+    return bytes(received)
+
+
 def read_response(sock: socket.socket, head_request: bool = False, timeout: float = 10.0) -> Response:
     """Read exactly one final response from `sock`, keeping any bytes that follow it.
 
