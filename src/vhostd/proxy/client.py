@@ -171,7 +171,7 @@ class ClientConnection(ResponseSide):
                 request.content_length = length
             try:
                 # no Upgrade header (the scanner leaves those); a Host it returns is valid
-                request.validate(False, True)
+                request.validate(False, host_checked=True)
             except Rejection as rejection:
                 self._reject(rejection)
                 return len(data)  # as with httptools: nothing after a refused head is read
