@@ -14,6 +14,7 @@ have git || need+=(git)
 have docker-compose || docker compose version >/dev/null 2>&1 || need+=(docker-compose)
 have vagrant || need+=(vagrant)
 have ip || need+=(iproute2)
+have openssl || need+=(openssl)  # a self-signed certificate for the TLS tests
 # `make native` compiles the per-request modules: a C compiler and the Python headers
 have gcc || need+=(gcc libc6-dev)
 "${PYTHON:-python3}" -c 'import os, sys, sysconfig

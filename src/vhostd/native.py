@@ -1,8 +1,9 @@
 """Which per-request modules run compiled (`make native`) and whether they are current.
 
-Two kinds: our type-checked Python built by mypyc, and one extension written in C (the
-response-head scanner, proxy/_headscan.c), which has no Python twin: without it every head
-goes through httptools.
+Two kinds: our type-checked Python built by mypyc, and small extensions written in C (the
+head scanner, the chunk scanner, the direct socket write), which have no Python twin:
+without them every head and chunked body goes through httptools and every write through
+the transport.
 
 Python prefers an extension module to the .py beside it, so a compiled module older than its
 source would silently run old code: `stale()` names those, and `vhostd serve` and the test
@@ -22,12 +23,13 @@ NATIVE_MODULES = (
     "vhostd.proxy.upstream",
     "vhostd.proxy.request",
     "vhostd.proxy.headers",
+    "vhostd.proxy.outlet",
     "vhostd.proxy.context",
     "vhostd.routing.table",
     "vhostd.config.model",
 )
 # Written in C, built beside them.
-C_MODULES = ("vhostd.proxy._headscan", "vhostd.proxy._chunks")
+C_MODULES = ("vhostd.proxy._headscan", "vhostd.proxy._chunks", "vhostd.proxy._sendnow")
 ALL_MODULES = NATIVE_MODULES + C_MODULES
 
 

@@ -17,6 +17,7 @@ import httptools
 
 from vhostd.config.model import Backend
 from vhostd.proxy.headers import forwarding_tail, trusted_forwarding, without_named
+from vhostd.proxy.outlet import Outlet
 from vhostd.proxy.request import Rejection, Request
 from vhostd.proxy.response import (
     BODY,
@@ -51,6 +52,7 @@ class ClientConnection(ResponseSide):
     # --- connection lifecycle -----------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        self.outlet = Outlet(transport)
         peer = transport.get_extra_info("peername")
         ip = peer[0] if peer else "unix"
         self.client_ip = ip.encode()
@@ -87,7 +89,7 @@ class ClientConnection(ResponseSide):
 
     def data_received(self, data: bytes) -> None:
         if self.tunnel is not None:
-            self.tunnel.transport.write(data)
+            self.tunnel.outlet.write(data)
             return
         if self.upgrading:  # bytes after an Upgrade request, before the backend agreed
             self.tunnel_hold.append(data)
@@ -115,7 +117,7 @@ class ClientConnection(ResponseSide):
             rest = data[exc.args[0] :]
             if self.tunnel is not None:
                 if rest:
-                    self.tunnel.transport.write(rest)
+                    self.tunnel.outlet.write(rest)
             else:
                 self.upgrading = True
                 if rest:
@@ -448,7 +450,7 @@ class ClientConnection(ResponseSide):
             conn.transport.pause_reading()
         head = self._upstream_head(request, route, conn.backend)
         if not (request.body or request.chunked or self.gathering):  # the head alone
-            conn.transport.write(head)
+            conn.outlet.write(head)
             if request.complete:
                 self._request_sent(conn)
             return
@@ -519,7 +521,7 @@ class ClientConnection(ResponseSide):
     def _send_up(self, conn: UpstreamConnection, data: bytes) -> None:
         """Bytes for the backend: written now, or gathered in `up_out` while `gathering`."""
         if not self.gathering:
-            conn.transport.write(data)
+            conn.outlet.write(data)
             return
         if conn is not self.up_out_conn:
             self._flush_up()
@@ -537,15 +539,15 @@ class ClientConnection(ResponseSide):
         self.up_out_conn = None
         if conn is not None and not conn.closed:  # (closed: a refused body; send nothing)
             if len(out) == 1:
-                conn.transport.write(out[0])
+                conn.outlet.write(out[0])
             else:
                 size = 0
                 for piece in out:
                     size += len(piece)
                 if size >= LARGE_PIECE:
-                    conn.transport.writelines(out)  # one writev: a large body is not copied
+                    conn.outlet.writelines(out)  # one writev: a large body is not copied
                 else:
-                    conn.transport.write(b"".join(out))  # cheaper than writelines when small
+                    conn.outlet.write(b"".join(out))  # cheaper than writelines when small
         out.clear()
 
     def _reject(self, rejection: Rejection) -> None:

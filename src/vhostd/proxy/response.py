@@ -21,6 +21,7 @@ import httptools
 from vhostd.config.model import Backend
 from vhostd.proxy.headers import without_named
 from vhostd.proxy.linger import Lingering, unread_bytes
+from vhostd.proxy.outlet import NO_OUTLET
 from vhostd.proxy.pages import error_response
 from vhostd.proxy.request import Request
 from vhostd.proxy.upstream import (
@@ -66,6 +67,7 @@ class ResponseSide:
         self.settings = ctx.settings
         # per connection
         self.transport: Any = None
+        self.outlet = NO_OUTLET  # every write to the client goes through it
         self.client_ip = b""
         self.trusted = False
         self.parser = httptools.HttpRequestParser(self)
@@ -146,7 +148,7 @@ class ResponseSide:
     # --- the response, from UpstreamConnection -------------------------------------------
     def on_upstream_data(self, conn: UpstreamConnection, data: bytes) -> None:
         if self.tunnel is not None:
-            self.transport.write(data)
+            self.outlet.write(data)
             return
         try:
             if conn.raw_left:
@@ -374,10 +376,10 @@ class ResponseSide:
         self.upgrading = False
         self._flush()
         if rest:
-            self.transport.write(rest)
+            self.outlet.write(rest)
         held, self.tunnel_hold = self.tunnel_hold, []
         for chunk in held:
-            conn.transport.write(chunk)
+            conn.outlet.write(chunk)
         if self.ctx.access_log is not None:
             self._log()
         self.resume_client_reading(PAUSE_HELD_BODY)
@@ -549,12 +551,12 @@ class ResponseSide:
             return
         if not self.closed:
             if len(out) == 1:
-                self.transport.write(out[0])
+                self.outlet.write(out[0])
             elif len(out[-1]) >= LARGE_PIECE:
                 # a head followed by a large body chunk: one writev, without copying the body
-                self.transport.writelines((b"".join(out[:-1]), out[-1]))
+                self.outlet.write_two(b"".join(out[:-1]), out[-1])
             else:
-                self.transport.write(b"".join(out))
+                self.outlet.write(b"".join(out))
         out.clear()
 
     def _log(self) -> None:

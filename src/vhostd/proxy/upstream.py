@@ -27,6 +27,7 @@ from vhostd.proxy.headers import (
     UPGRADE,
     connection_named,
 )
+from vhostd.proxy.outlet import NO_OUTLET, Outlet
 
 if TYPE_CHECKING:
     from vhostd.proxy.client import ClientConnection
@@ -92,6 +93,7 @@ class UpstreamConnection:
         "pool",
         "backend",
         "transport",
+        "outlet",
         "parser",
         "exchange",
         "reused",
@@ -126,6 +128,7 @@ class UpstreamConnection:
         self.pool = pool
         self.backend = backend
         self.transport: Any = None
+        self.outlet = NO_OUTLET  # every write to the backend goes through it
         self.parser = httptools.HttpResponseParser(self)
         self.exchange: ClientConnection | None = None
         self.reused = False
@@ -166,6 +169,7 @@ class UpstreamConnection:
     # --- asyncio.Protocol -------------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        self.outlet = Outlet(transport)
 
     def data_received(self, data: bytes) -> None:
         exchange = self.exchange
