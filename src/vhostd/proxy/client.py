@@ -346,12 +346,17 @@ class ClientConnection(ResponseSide):
         if gate is not None and not passed:
             verdict = gate.check(request.authorization, self.client_ip.decode())
             if not isinstance(verdict, int):
-                self.pause_client_reading(PAUSE_HELD_BODY)
-                verdict.add_done_callback(lambda done: self._auth_done(request, done))
+                self._await_auth(request, verdict)
                 return
             if not self._auth_passed(verdict):
                 return
         self._forward()
+
+    def _await_auth(self, request: Request, verdict: asyncio.Future[int]) -> None:
+        # (its own method: a lambda in _start would make mypyc build a closure for every
+        # request, checked or not)
+        self.pause_client_reading(PAUSE_HELD_BODY)
+        verdict.add_done_callback(lambda done: self._auth_done(request, done))
 
     def _auth_done(self, request: Request, done: asyncio.Future[int]) -> None:
         if self.closed or request is not self.request:
