@@ -1,6 +1,7 @@
 """The Outlet writes straight into a socket only while the transport holds nothing: bytes
-keep their order when the kernel stops taking them, nothing goes out after close(), and a
-TLS connection is always written through its transport. Real uvloop transports on loopback."""
+keep their order when the kernel stops taking them, nothing goes out after close() or
+write_eof(), and a TLS connection is always written through its transport. Real uvloop
+transports on loopback."""
 
 from __future__ import annotations
 
@@ -99,6 +100,12 @@ def test_pieces_keep_their_order_when_the_kernel_stops_taking_them() -> None:
         # some went straight into the socket, the rest had to queue behind what it left
         assert went_direct > 0
         assert outlet.queued and transport.get_write_buffer_size() > 0
+        # the client reads 1 MiB while the loop stands still: the kernel has room again,
+        # and the transport still holds what it took; the next bytes must go behind those
+        while len(received) < 1 << 20:
+            received.extend(client.recv(1 << 16))
+        assert transport.get_write_buffer_size() > 0
+        outlet.write(b"late")
         reader = read_all(client, received)
         await wait_until(lambda: not transport.get_write_buffer_size())
         outlet.write(b"end")  # the transport is empty again: straight into the socket
@@ -107,7 +114,9 @@ def test_pieces_keep_their_order_when_the_kernel_stops_taking_them() -> None:
         await wait_until(lambda: not reader.is_alive())
 
     with_connection(body)
-    assert bytes(received) == b"".join(piece(n) for n in range(count)) + b"end"
+    expected = b"".join(piece(n) for n in range(count)) + b"lateend"
+    assert len(received) == len(expected)
+    assert bytes(received) == expected, f"'late' at {bytes(received).find(b'late')}"
 
 
 @pytest.mark.parametrize("head_pieces", [0, 100], ids=["cut in the body", "cut in the head"])
@@ -131,16 +140,25 @@ def test_a_head_and_body_cut_short_go_on_in_order(head_pieces: int) -> None:
     assert bytes(received) == head + body_bytes + b"2tail"
 
 
-def test_nothing_goes_out_after_close() -> None:
+@pytest.mark.parametrize("end", ["close", "write_eof"])
+def test_nothing_goes_out_after_close_or_eof(end: str) -> None:
     received = bytearray()
 
     async def body(transport: Any, client: socket.socket) -> None:
         outlet = Outlet(transport)
         outlet.write(b"answer")
         assert not outlet.queued
-        transport.close()
-        outlet.write(b"late")  # the socket is still open until connection_lost
+        if end == "close":
+            transport.close()
+            outlet.write(b"late")  # the socket is still open until connection_lost
+        else:
+            outlet.write_eof()  # the socket is shut on the loop's next turn
+            with pytest.raises(RuntimeError):
+                outlet.write(b"late")  # as transport.write() does
         reader = read_all(client, received)
+        if end == "write_eof":
+            await wait_until(lambda: not reader.is_alive())
+            transport.close()
         await wait_until(lambda: not reader.is_alive())
 
     with_connection(body)

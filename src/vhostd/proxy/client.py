@@ -67,7 +67,7 @@ class ClientConnection(ResponseSide):
     def eof_received(self) -> bool | None:
         tunnel = self.tunnel
         if tunnel is not None and tunnel.transport.can_write_eof():
-            return self._tunnel_direction_ended(tunnel.transport)
+            return self._tunnel_direction_ended(tunnel.outlet)
         return None
 
     def pause_writing(self) -> None:

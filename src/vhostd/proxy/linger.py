@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from vhostd.proxy.context import ProxyContext
+    from vhostd.proxy.outlet import Outlet
 
 
 def unread_bytes(transport: Any) -> int:
@@ -35,16 +36,16 @@ class Lingering:
     """The protocol of a connection in its lingering close; it takes over the transport
     from the ClientConnection that answered last (which has let go of it)."""
 
-    def __init__(self, ctx: ProxyContext, transport: Any) -> None:
+    def __init__(self, ctx: ProxyContext, outlet: Outlet) -> None:
         self.ctx = ctx
-        self.transport = transport
+        transport = self.transport = outlet.transport
         self.loop = ctx.loop
         self.timeout = ctx.settings.lingering_timeout
         self.last_read = self.loop.time()
         self.ends_at = self.last_read + ctx.settings.lingering_time
         ctx.connections.add(self)
         transport.set_protocol(self)
-        transport.write_eof()  # after what is still buffered: the answer ends cleanly
+        outlet.write_eof()  # after what is still buffered: the answer ends cleanly
         transport.resume_reading()
         self.timer = self.loop.call_at(self._deadline(), self._tick)
 

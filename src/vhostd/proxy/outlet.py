@@ -40,17 +40,20 @@ def direct_fd(transport: Any) -> int:
 
 
 class Outlet:
-    """The writes to one connection."""
+    """The writes to one connection: bytes, or memoryviews of bytes (their length counts
+    bytes, as the kernel's does)."""
 
     def __init__(self, transport: Any) -> None:
         self.transport = transport
         self.fd = direct_fd(transport)  # -1: every write through the transport
         # the transport was given bytes since it was last seen empty: it may still hold some
         self.queued = False
+        self.ended = False  # write_eof(): nothing more may be written
+
 
     def _direct(self) -> bool:
         """Whether the next bytes may go straight into the socket."""
-        if self.fd < 0:
+        if self.fd < 0 or self.ended:
             return False
         transport = self.transport
         # not closing: the socket is still open (uvloop closes it after connection_lost)
@@ -87,6 +90,13 @@ class Outlet:
                 head = head[sent:]
         self.queued = True
         self.transport.writelines((head, body))
+
+    def write_eof(self) -> None:
+        """The half-close, after what the transport still holds (the transport shuts the
+        socket only on its next loop turn: a direct write before that would follow the EOF's
+        place in the stream; afterwards, write() raises as the transport's does)."""
+        self.ended = True
+        self.transport.write_eof()
 
     def writelines(self, pieces: list[bytes]) -> None:
         """Pieces of a large body: one writev through the transport, none copied."""

@@ -21,7 +21,7 @@ import httptools
 from vhostd.config.model import Backend
 from vhostd.proxy.headers import without_named
 from vhostd.proxy.linger import Lingering, unread_bytes
-from vhostd.proxy.outlet import NO_OUTLET
+from vhostd.proxy.outlet import NO_OUTLET, Outlet
 from vhostd.proxy.pages import error_response
 from vhostd.proxy.request import Request
 from vhostd.proxy.upstream import (
@@ -295,10 +295,10 @@ class ResponseSide:
 
     def on_upstream_eof(self, conn: UpstreamConnection) -> bool | None:
         if self.tunnel is conn and self.transport.can_write_eof():
-            return self._tunnel_direction_ended(self.transport)
+            return self._tunnel_direction_ended(self.outlet)
         return None
 
-    def _tunnel_direction_ended(self, toward: Any) -> bool | None:
+    def _tunnel_direction_ended(self, toward: Outlet) -> bool | None:
         """One side of the tunnel sent its EOF: the half-close travels on `toward` the
         other; once both directions have ended, both sides close. The result is for
         eof_received (True: keep the side that ended open for the other direction)."""
@@ -308,7 +308,7 @@ class ResponseSide:
             return True
         self.tunnel = None
         self.closed = True
-        toward.close()
+        toward.transport.close()
         return None  # (closes the side that ended last)
 
     def on_upstream_lost(self, conn: UpstreamConnection, exc: Exception | None) -> None:
@@ -429,7 +429,7 @@ class ResponseSide:
             self.transport.close()
             return
         self.release()
-        Lingering(self.ctx, self.transport)
+        Lingering(self.ctx, self.outlet)
 
     def release(self) -> None:
         """Let go of the connection: its timer, its backend connection, its place in ctx."""
