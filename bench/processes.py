@@ -179,3 +179,18 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
         user += int(fields[11]) / _CLOCK_TICKS  # utime is field 14 of the whole line
         system += int(fields[12]) / _CLOCK_TICKS
     return user, system
+
+
+def machine_ticks(stat: str | None = None) -> tuple[int, int]:
+    """(stolen, all) CPU ticks of the whole machine so far, from /proc/stat's "cpu" line:
+    on a virtual machine, steal is the time the hypervisor gave our vCPUs to someone else."""
+    text = stat if stat is not None else Path("/proc/stat").read_text()
+    fields = [int(x) for x in text.split("\n", 1)[0].split()[1:]]
+    # user nice system idle iowait irq softirq steal (guest time is counted in user)
+    return fields[7], sum(fields[:8])
+
+
+def steal_percent(before: tuple[int, int], after: tuple[int, int]) -> float | None:
+    """The share of the machine's CPU time stolen between two machine_ticks() readings."""
+    elapsed = after[1] - before[1]
+    return round(100 * (after[0] - before[0]) / elapsed, 1) if elapsed > 0 else None

@@ -173,7 +173,13 @@ def readme_results(summary: Mapping[str, Any]) -> str:
         f"{summary['machine']['cpus']} "
         f"cores, {pinned}; wrk -t1 -c{settings['connections']}, {settings['duration_s']} s × "
         f"{settings['repeats']} rounds (median). Load average before/after: "
-        f"{load_before} / {load_after} (other work was running on the machine).",
+        f"{load_before} / {load_after} (other work was running on the machine)."
+        + (
+            f" CPU time the hypervisor took from this machine during the rounds (steal): "
+            f"{summary['cpu_steal_percent']} %."
+            if summary.get("cpu_steal_percent") is not None
+            else ""
+        ),
         "",
         "![chart](results/chart.png)",
         "",
@@ -271,8 +277,10 @@ def issue_targets(summary: Mapping[str, Any]) -> list[tuple[str, str, bool | Non
         value = figures.get(key)
         if value is None:
             rows.append((label, "not measured", None))
-        else:
-            rows.append((label, f"{value:.2f}", value <= limit if at_most else value >= limit))
+            return
+        spread = figures.get(f"{key}_range")
+        measured = f"{value:.2f}" + (f" (rounds {spread[0]:.2f}–{spread[1]:.2f})" if spread else "")
+        rows.append((label, measured, value <= limit if at_most else value >= limit))
 
     ratio_row("12 B: vhostd ≥ 1.0 × nginx req/s", vh.get("12B", {}), "ratio_to_nginx", 1.0)
     ratio_row(
@@ -356,7 +364,8 @@ def update_readme(readme: Path, summary_path: Path) -> None:
     summary = json.loads(summary_path.read_text())
     from bench.throughput import add_ratios
 
-    add_ratios(summary["throughput"], "vhostd")  # summaries written before it was recorded
+    for reference in ("nginx", "haproxy", "vhostd"):  # again: older summaries lack some
+        add_ratios(summary["throughput"], reference)
     block = readme_results(summary)
     readme.write_text(f"{head}{RESULTS_START}\n{block}{RESULTS_END}{tail}")
 

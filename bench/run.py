@@ -21,6 +21,7 @@ from typing import Any
 
 from bench import memory, report, route_change, scaling
 from bench.lab import Lab, Target
+from bench.processes import machine_ticks, steal_percent
 from bench.throughput import REQUEST_PATHS, LoadSettings, add_ratios, run_throughput
 from bench.tools import Tools, ensure_tools
 from bench.wrk import request_script
@@ -180,9 +181,12 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         sizes = REQUEST_PATHS[args.request]
+        ticks_before = machine_ticks()
         throughput = run_throughput(
             targets, load, tools.wrk, tools.taskset, raw_dir / "wrk.txt", sizes=sizes
         )
+        # the hypervisor's share: noise no ordering of rounds can cancel
+        extras["cpu_steal_percent"] = steal_percent(ticks_before, machine_ticks())
         add_ratios(throughput, "nginx")
         add_ratios(throughput, "haproxy")
         add_ratios(throughput, "vhostd")  # what basic auth and --workers cost or give

@@ -127,8 +127,15 @@ def paired_ratio(values: Sequence[float], references: Sequence[float]) -> float 
     return round(statistics.median(ratios), 3) if ratios else None
 
 
+def ratio_range(values: Sequence[float], references: Sequence[float]) -> list[float] | None:
+    """[lowest, highest] value/reference of one round: how far a single round can mislead."""
+    ratios = [v / r for v, r in zip(values, references, strict=False) if r]
+    return [round(min(ratios), 3), round(max(ratios), 3)] if ratios else None
+
+
 def add_ratios(summary: dict[str, dict[str, dict[str, Any]]], reference: str = "nginx") -> None:
-    """Add `ratio_to_<reference>` (req/s) and `p99_ratio_to_<reference>` to every entry."""
+    """Add `ratio_to_<reference>` (req/s) and `p99_ratio_to_<reference>` to every entry, and
+    the range of the per-round ratios beside each (`..._range`)."""
     if reference not in summary:
         return
     for sizes in summary.values():
@@ -140,8 +147,9 @@ def add_ratios(summary: dict[str, dict[str, dict[str, Any]]], reference: str = "
                 ("requests_per_s", "rounds_requests_per_s", f"ratio_to_{reference}"),
                 ("p99_ms", "rounds_p99_ms", f"p99_ratio_to_{reference}"),
             ):
-                ratio = paired_ratio(
-                    figures.get(rounds_key, [figures[key]]), ref.get(rounds_key, [ref[key]])
-                )
+                values = figures.get(rounds_key, [figures[key]])
+                references = ref.get(rounds_key, [ref[key]])
+                ratio = paired_ratio(values, references)
                 if ratio is not None:
                     figures[out] = ratio
+                    figures[f"{out}_range"] = ratio_range(values, references)

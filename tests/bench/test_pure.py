@@ -202,6 +202,27 @@ def test_ratios_are_paired_round_by_round() -> None:
     add_ratios(summary, "nginx")
     assert summary["vhostd"]["12B"]["ratio_to_nginx"] == 1.25
     assert summary["vhostd"]["12B"]["p99_ratio_to_nginx"] == 1.0
+    assert summary["vhostd"]["12B"]["ratio_to_nginx_range"] == [1.25, 1.25]
+    assert summary["vhostd"]["12B"]["p99_ratio_to_nginx_range"] == [0.5, 2.0]
+
+
+def test_the_target_table_shows_how_far_single_rounds_spread() -> None:
+    summary = _summary()
+    summary["throughput"]["vhostd"]["12B"]["ratio_to_nginx_range"] = [0.684, 1.31]
+    measured = {label: text for label, text, _ok in report.issue_targets(summary)}
+    assert measured["12 B: vhostd ≥ 1.0 × nginx req/s"] == "1.05 (rounds 0.68–1.31)"
+    assert measured["64 KiB: vhostd ≥ 1.0 × HAProxy"] == "1.10"  # no rounds recorded
+
+
+def test_steal_is_the_hypervisors_share_of_the_machines_time() -> None:
+    from bench.processes import machine_ticks, steal_percent
+
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    before = machine_ticks("cpu  1000 0 500 8000 100 0 300 100 0 0\ncpu0 1 2 3\n")
+    after = machine_ticks("cpu  1600 0 800 8100 100 0 400 200 0 0\ncpu0 1 2 3\n")
+    assert before == (100, 10000) and after == (200, 11200)
+    assert steal_percent(before, after) == 8.3  # 100 of 1,200 ticks
+    assert steal_percent(after, after) is None
 
 
 def _summary() -> dict:
