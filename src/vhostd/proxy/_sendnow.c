@@ -17,9 +17,10 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-/* write_now(fd, data[, more]) -> how many bytes (bytes or any buffer) the kernel took (data, then more, in one
- * writev), 0 when it would block or was interrupted, or -1 on any other error: the caller
- * hands everything not taken to the transport, which meets the same error and reports it. */
+/* write_now(fd, data[, more]) -> how many bytes the kernel took (of data, then more, in one
+ * writev; each bytes or a buffer of bytes), 0 when it would block or was interrupted, or -1
+ * on any other error: the caller hands everything not taken to the transport, which meets
+ * the same error and reports it. */
 static PyObject *write_now(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2 && nargs != 3) {
         PyErr_SetString(PyExc_TypeError, "write_now(fd, data[, more])");

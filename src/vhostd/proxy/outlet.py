@@ -50,7 +50,6 @@ class Outlet:
         self.queued = False
         self.ended = False  # write_eof(): nothing more may be written
 
-
     def _direct(self) -> bool:
         """Whether the next bytes may go straight into the socket."""
         if self.fd < 0 or self.ended:
@@ -92,9 +91,9 @@ class Outlet:
         self.transport.writelines((head, body))
 
     def write_eof(self) -> None:
-        """The half-close, after what the transport still holds (the transport shuts the
-        socket only on its next loop turn: a direct write before that would follow the EOF's
-        place in the stream; afterwards, write() raises as the transport's does)."""
+        """The half-close, after what the transport still holds. The transport shuts the
+        socket a loop turn later and is_closing() stays False, so the Outlet stops writing
+        directly itself: a later write() raises, as the transport's does."""
         self.ended = True
         self.transport.write_eof()
 
