@@ -194,30 +194,30 @@ class ResponseSide:
         if upgrading and request.upgrade is None:
             raise httptools.HttpParserError("101 without an upgrade request")
         self.no_body = request.method == b"HEAD" or status == 204 or status == 304 or upgrading
-        lines = without_named(conn.lines, conn.named) if conn.named else conn.lines
         close = not request.keep_alive or self.ctx.shutting_down or not request.complete
+        out = self.out  # the head, joined with the body by _flush: one write
+        out.append(conn.status_line)
+        out += without_named(conn.lines, conn.named) if conn.named else conn.lines
         if upgrading:
-            lines.append(b"Upgrade: %s\r\nConnection: upgrade\r\n" % (conn.upgrade or b""))
+            out.append(b"Upgrade: %s\r\nConnection: upgrade\r\n" % (conn.upgrade or b""))
         else:
             if conn.length_line is not None:
-                lines.append(conn.length_line)
+                out.append(conn.length_line)
             elif not self.no_body:
                 self.until_close = not conn.chunked
                 if request.version == b"1.1":
                     self.chunk_out = True
-                    lines.append(b"Transfer-Encoding: chunked\r\n")
+                    out.append(b"Transfer-Encoding: chunked\r\n")
                 else:
                     close = True
             if close:
-                lines.append(b"Connection: close\r\n")
+                out.append(b"Connection: close\r\n")
             elif request.version == b"1.0":
-                lines.append(b"Connection: keep-alive\r\n")
+                out.append(b"Connection: keep-alive\r\n")
+        out.append(b"\r\n")
         self.close_after = close
         self.response_status = status
         self.response_started = True
-        self.out.append(conn.status_line)
-        lines.append(b"\r\n")
-        self.out += lines  # joined with the body by _flush: one write
         return not self.no_body
 
     def _relay_raw(self, conn: UpstreamConnection, data: bytes, start: int) -> None:
