@@ -123,14 +123,19 @@ def paired_ratio(values: Sequence[float], references: Sequence[float]) -> float 
     Load from other work on the machine comes and goes over seconds; runs of one round are
     close in time, so their ratio cancels most of it where a ratio of medians would not.
     """
-    ratios = [v / r for v, r in zip(values, references, strict=False) if r]
+    ratios = round_ratios(values, references)
     return round(statistics.median(ratios), 3) if ratios else None
 
 
 def ratio_range(values: Sequence[float], references: Sequence[float]) -> list[float] | None:
     """[lowest, highest] value/reference of one round: how far a single round can mislead."""
-    ratios = [v / r for v, r in zip(values, references, strict=False) if r]
+    ratios = round_ratios(values, references)
     return [round(min(ratios), 3), round(max(ratios), 3)] if ratios else None
+
+
+def round_ratios(values: Sequence[float], references: Sequence[float]) -> list[float]:
+    """value/reference of each round with a reference to divide by."""
+    return [v / r for v, r in zip(values, references, strict=False) if r]
 
 
 def add_ratios(summary: dict[str, dict[str, dict[str, Any]]], reference: str = "nginx") -> None:

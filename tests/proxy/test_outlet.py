@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import uvloop
 
+from tests.support.vhostd import read_to_end
 from vhostd.proxy.outlet import WRITE_NOW, Outlet, direct_fd
 
 pytestmark = pytest.mark.skipif(WRITE_NOW is None, reason="proxy/_sendnow.c is not built")
@@ -68,11 +69,8 @@ def with_connection(
 
 
 def read_all(client: socket.socket, into: bytearray) -> threading.Thread:
-    def run() -> None:
-        while chunk := client.recv(1 << 20):
-            into.extend(chunk)
-
-    reader = threading.Thread(target=run, daemon=True)
+    """Read to the end in a thread while the loop writes; `into` gets it all at the end."""
+    reader = threading.Thread(target=lambda: into.extend(read_to_end(client)), daemon=True)
     reader.start()
     return reader
 
@@ -192,15 +190,8 @@ def test_a_tls_transport_is_written_through(tmp_path: Path) -> None:
         outlet.write(b"over tls")  # written into the socket as it is, the client reads garbage
         await wait_until(lambda: not transport.get_write_buffer_size())
         transport.close()
-        await asyncio.get_running_loop().run_in_executor(None, read_tls, wrapped, received)
+        received.extend(await asyncio.get_running_loop().run_in_executor(None, read_to_end, wrapped))
 
     with_connection(body, handshake, ssl=self_signed(tmp_path))
     assert bytes(received) == b"over tls"
 
-
-def read_tls(wrapped: ssl.SSLSocket, into: bytearray) -> None:
-    try:
-        while chunk := wrapped.recv(1 << 16):
-            into.extend(chunk)
-    except (ssl.SSLEOFError, ConnectionResetError):
-        pass
