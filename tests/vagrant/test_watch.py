@@ -14,9 +14,31 @@ from vhostd.config.model import Config, VagrantSettings
 from vhostd.providers.snapshot import Snapshot
 from vhostd.providers.vagrant.build import PROJECT_STOPPED
 from vhostd.providers.vagrant.settings import vagrant_enabled, vagrant_home
-from vhostd.providers.vagrant.watch import run_vagrant_provider
+from vhostd.providers.vagrant.watch import _start_watch, run_vagrant_provider
 
 REFLECTED_WITHIN_S = 2.0
+
+
+def test_a_watch_ends_when_a_watched_directory_is_replaced(tmp_path: Path) -> None:
+    """Its inotify watch died with the old directory: the provider must plan a new one."""
+    machine_dir, project_dir = tmp_path / "machine", tmp_path / "project"
+    machine_dir.mkdir()
+    project_dir.mkdir()
+
+    async def main() -> None:
+        changed = asyncio.Event()
+        started = _start_watch((str(machine_dir), str(project_dir)), changed)
+        assert started is not None
+        task, _stop = started
+        (project_dir / "Vagrantfile").write_text("")
+        await asyncio.wait_for(changed.wait(), 10)
+        assert not task.done()  # an entry changed: the watches still hold
+        machine_dir.rmdir()
+        machine_dir.mkdir()
+        await asyncio.wait_for(task, 10)
+        assert _start_watch((str(tmp_path / "gone"),), changed) is None
+
+    asyncio.run(main())
 
 
 def test_home_resolution_and_auto_enable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

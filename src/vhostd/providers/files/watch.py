@@ -1,8 +1,8 @@
 """The file provider's I/O: read sites_dir and htpasswd_dir, watch them, publish snapshots.
 
 Every change rescans both directories whole and runs the pure builder (build.py), so the
-snapshot is always complete and an unchanged result is not published again. watchfiles only
-watches directories that exist; a small poll notices when one is created, deleted or
+snapshot is always complete and an unchanged result is not published again. inotify
+(dirwatch.py) only watches directories that exist; a small poll notices when one is created, deleted or
 replaced and restarts the watch, so `mkdir sites.d` after start-up just works.
 """
 
@@ -14,17 +14,16 @@ import os
 from collections.abc import Callable
 from contextlib import aclosing
 
-from watchfiles import awatch
-
 from vhostd.config.load import site_defaults
 from vhostd.config.model import Config, Site
+from vhostd.providers.dirwatch import DirWatch
 from vhostd.providers.files.build import build, is_htpasswd_file, is_site_file
 from vhostd.providers.snapshot import Snapshot
 
 log = logging.getLogger("vhostd.files")
 
-DEBOUNCE_MS = 150  # group an editor's write+rename into one rescan, well inside 1 s
-STEP_MS = 10  # quiet time that ends a burst: an editor writes and renames within microseconds
+DEBOUNCE_S = 0.15  # group an editor's write+rename into one rescan, well inside 1 s
+QUIET_S = 0.01  # quiet time that ends a burst: an editor writes and renames within microseconds
 EXISTENCE_POLL_S = 0.25  # how often missing/replaced directories are looked for
 _RETRY_S = 0.5  # after a watcher error, before watching again
 
@@ -128,23 +127,18 @@ async def run_file_provider(config: Config, publish: Callable[[Snapshot], None])
         guard = asyncio.create_task(_signal_when_dirs_change(directories, state, dirs_changed))
         try:
             if existing:
-                watcher = awatch(
-                    *existing,
-                    stop_event=dirs_changed,
-                    watch_filter=None,
-                    debounce=DEBOUNCE_MS,
-                    step=STEP_MS,
-                    recursive=False,
-                )
-                async with aclosing(watcher):
-                    async for changes in watcher:
-                        snapshots.refresh()
-                        # a watched directory itself went away: its watch is dead, start over
-                        if any(os.path.normpath(path) in watched for _change, path in changes):
-                            break
+                with DirWatch(existing) as watch:
+                    snapshots.refresh()  # what changed before the watches were in place
+                    bursts = watch.bursts(QUIET_S, DEBOUNCE_S, dirs_changed)
+                    async with aclosing(bursts):
+                        async for changes in bursts:
+                            snapshots.refresh()
+                            # a watched directory itself went away: its watch is dead, start over
+                            if any(os.path.normpath(path) in watched for path in changes):
+                                break
             else:
                 await dirs_changed.wait()
-        except (OSError, RuntimeError) as exc:  # e.g. a watched directory vanished mid-watch
+        except OSError as exc:  # e.g. a watched directory vanished before its watch was added
             log.warning("watching %s failed (%s); watching again", ", ".join(existing), exc)
             await asyncio.sleep(_RETRY_S)
         finally:

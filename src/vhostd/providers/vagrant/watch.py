@@ -1,7 +1,7 @@
 """The Vagrant provider's I/O: follow Vagrant's machine index and projects, publish snapshots.
 
 Nothing here runs Vagrant's (slow) CLI. `vagrant up/halt/reload/destroy` rewrite the global
-machine index and the machine's data directory; both are watched with watchfiles (inotify),
+machine index and the machine's data directory; both are watched with inotify (dirwatch.py),
 non-recursively, on exactly the directories that matter. Every change triggers a full rescan
 (read the index, each project's `vhost.toml` and Vagrantfile, inspect docker-provider
 containers through the Docker API) and a complete snapshot. Docker container events for the
@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterable
 
 import aiodocker
 import aiohttp
-import watchfiles
 
 from vhostd.config.model import Config
+from vhostd.providers.dirwatch import DirWatch
 from vhostd.providers.snapshot import Problem, Snapshot
 from vhostd.providers.vagrant.build import (
     ContainerFacts,
@@ -37,7 +37,8 @@ from vhostd.providers.vagrant.settings import machine_index_path, vagrant_home
 
 log = logging.getLogger("vhostd.vagrant")
 
-WATCH_DEBOUNCE_MS = 100  # Vagrant writes several files per command; one rescan for the burst
+WATCH_DEBOUNCE_S = 0.1  # Vagrant writes several files per command; one rescan for the burst
+WATCH_QUIET_S = 0.05  # ...unless it goes quiet for this long first
 UNREADABLE_RETRY_S = 0.2  # the index can be caught mid-write; look again shortly
 
 
@@ -161,20 +162,27 @@ def _container_ids(projects: Iterable[ProjectFacts]) -> set[str]:
     return ids
 
 
-async def _watch(dirs: tuple[str, ...], changed: asyncio.Event, stop: asyncio.Event) -> None:
-    try:
-        async for _ in watchfiles.awatch(
-            *dirs,
-            watch_filter=None,
-            recursive=False,
-            debounce=WATCH_DEBOUNCE_MS,
-            step=50,
-            stop_event=stop,
-        ):
+async def _watch(watch: DirWatch, changed: asyncio.Event, stop: asyncio.Event) -> None:
+    """Set `changed` on every burst; end when a watched directory itself changed."""
+    watched = set(watch.directories.values())
+    with watch:
+        async for paths in watch.bursts(WATCH_QUIET_S, WATCH_DEBOUNCE_S, stop):
             changed.set()
-    except Exception as exc:  # a watched directory vanished: rescan, which re-plans the watch
+            if paths & watched:  # e.g. deleted and made again: the old watch is dead
+                return
+
+
+def _start_watch(
+    dirs: tuple[str, ...], changed: asyncio.Event
+) -> tuple[asyncio.Task[None], asyncio.Event] | None:
+    """A task setting `changed` on every burst in `dirs`; None when they cannot be watched."""
+    try:
+        watch = DirWatch(dirs)
+    except OSError as exc:  # a watched directory vanished: the rescan re-plans the watch
         log.warning("vagrant: watching %s failed (%s); rescanning", ", ".join(dirs), exc)
-        changed.set()
+        return None
+    stop = asyncio.Event()
+    return asyncio.create_task(_watch(watch, changed, stop)), stop
 
 
 async def run_vagrant_provider(config: Config, publish: Callable[[Snapshot], None]) -> None:
@@ -201,14 +209,12 @@ async def run_vagrant_provider(config: Config, publish: Callable[[Snapshot], Non
                 loop.call_later(UNREADABLE_RETRY_S, changed.set)
             records = [m.record for p in projects for m in p.machines]
             dirs = watch_dirs(index_path, records)
-            if dirs != watched:
+            if dirs != watched or (watcher is not None and watcher[0].done()):
                 if watcher is not None:
                     watcher[1].set()
                     await watcher[0]
-                stop = asyncio.Event()
-                watcher = (asyncio.create_task(_watch(dirs, changed, stop)), stop)
+                watcher = _start_watch(dirs, changed)
                 watched = dirs
-                await asyncio.sleep(0)  # let the watcher register its inotify watches
                 # anything that changed before the new watch started is caught by this rescan
                 changed.set()
     finally:
