@@ -8,13 +8,23 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import pytest
+
 from vhostd.config.model import Config, FileSettings
-from vhostd.providers.files.watch import run_file_provider
+from vhostd.providers.files import watch
+from vhostd.providers.files.watch import classify, run_file_provider
 from vhostd.providers.snapshot import Snapshot
 
 # The contract is "live within 1 s"; the margin absorbs a loaded 2-core CI machine.
 RELOAD_DEADLINE = 2.0
 BCRYPT = "$2y$05$" + "a" * 53
+
+
+@pytest.fixture(autouse=True)
+def no_polling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only inotify can notice a change here: the polls wait an hour."""
+    monkeypatch.setattr(watch, "EXISTENCE_POLL_S", 3600.0)
+    monkeypatch.setattr(watch, "SAFETY_POLL_S", 3600.0)
 
 
 def site(name: str, host: str) -> str:
@@ -50,8 +60,12 @@ def hosts_of(snapshot: Snapshot) -> set[str]:
     return {host for s in snapshot.sites for host in s.hosts}
 
 
-def run(tmp_path: Path, scenario: Callable[[Recorder, Path, Path], Awaitable[None]]) -> Recorder:
-    sites_dir, htpasswd_dir = tmp_path / "sites.d", tmp_path / "htpasswd"
+def run(
+    tmp_path: Path,
+    scenario: Callable[[Recorder, Path, Path], Awaitable[None]],
+    sites_dir: Path | None = None,
+) -> Recorder:
+    sites_dir, htpasswd_dir = sites_dir or tmp_path / "sites.d", tmp_path / "htpasswd"
     config = Config(files=FileSettings(str(sites_dir), str(htpasswd_dir)))
     recorder = Recorder()
 
@@ -157,3 +171,47 @@ def test_directory_removed_and_recreated(tmp_path: Path) -> None:
         await rec.wait_for(lambda s: hosts_of(s) == {"c.test"})
 
     run(tmp_path, scenario)
+
+
+def test_a_sites_dir_symlink_swapped_by_a_deploy_is_followed(tmp_path: Path) -> None:
+    for release, host in (("r1", "one.test"), ("r2", "two.test")):
+        (tmp_path / release).mkdir()
+        (tmp_path / release / "a.toml").write_text(site("a", host))
+    (tmp_path / "sites.d").symlink_to(tmp_path / "r1")
+
+    async def scenario(rec: Recorder, sites: Path, _htpasswd: Path) -> None:
+        assert hosts_of(rec.last) == {"one.test"}
+        # `ln -sfn r2 sites.d`: a new link renamed over the old one
+        (tmp_path / "sites.d.new").symlink_to(tmp_path / "r2")
+        os.rename(tmp_path / "sites.d.new", sites)
+        await rec.wait_for(lambda s: hosts_of(s) == {"two.test"})
+        # and the new target's edits are seen
+        (tmp_path / "r2" / "b.toml").write_text(site("b", "b.test"))
+        await rec.wait_for(lambda s: hosts_of(s) == {"two.test", "b.test"})
+
+    run(tmp_path, scenario)
+
+
+def test_a_directory_under_a_missing_parent_is_found_by_polling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(watch, "EXISTENCE_POLL_S", 0.05)
+    sites_dir = tmp_path / "etc" / "vhostd" / "sites.d"
+
+    async def scenario(rec: Recorder, sites: Path, _htpasswd: Path) -> None:
+        sites.mkdir(parents=True)
+        (sites / "a.toml").write_text(site("a", "a.test"))
+        await rec.wait_for(lambda s: hosts_of(s) == {"a.test"})
+
+    run(tmp_path, scenario, sites_dir)
+
+
+def test_changes_beside_the_directories_are_not_theirs() -> None:
+    directories = ("/p/sites.d", "/p/htpasswd")
+    parents = {"/p"}
+    assert classify(["/p/sites.d/a.toml"], directories, parents) == (True, False)
+    assert classify(["/p/notes.txt", "/p/.git"], directories, parents) == (False, False)
+    assert classify(["/p/sites.d"], directories, parents) == (False, True)  # made or replaced
+    assert classify(["/p"], directories, parents) == (False, True)  # the parent itself
+    # htpasswd inside sites.d: its coming is both an entry and a directory
+    assert classify(["/p/sites.d/pw"], ("/p/sites.d", "/p/sites.d/pw"), parents) == (True, True)

@@ -2,8 +2,9 @@
 
 Every change rescans both directories whole and runs the pure builder (build.py), so the
 snapshot is always complete and an unchanged result is not published again. inotify
-(dirwatch.py) only watches directories that exist; a small poll notices when one is created, deleted or
-replaced and restarts the watch, so `mkdir sites.d` after start-up just works.
+(dirwatch.py) watches the directories and their parents, so a directory made, removed or
+replaced (`mkdir sites.d` after start-up, a symlink swapped by a deploy) restarts the watch
+at once; a slow poll covers what no watch sees (a missing parent, a renamed grandparent).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from contextlib import aclosing
 
 from vhostd.config.load import site_defaults
@@ -24,7 +25,8 @@ log = logging.getLogger("vhostd.files")
 
 DEBOUNCE_S = 0.15  # group an editor's write+rename into one rescan, well inside 1 s
 QUIET_S = 0.01  # quiet time that ends a burst: an editor writes and renames within microseconds
-EXISTENCE_POLL_S = 0.25  # how often missing/replaced directories are looked for
+EXISTENCE_POLL_S = 0.25  # how often directories are looked for while a parent is missing
+SAFETY_POLL_S = 2.0  # ...and otherwise: a renamed grandparent escapes every watch
 _RETRY_S = 0.5  # after a watcher error, before watching again
 
 # per directory: (device, inode) when it exists, else None
@@ -85,11 +87,28 @@ def _dir_state(directories: tuple[str, ...]) -> DirState:
 
 
 async def _signal_when_dirs_change(
-    directories: tuple[str, ...], seen: DirState, changed: asyncio.Event
+    directories: tuple[str, ...], seen: DirState, changed: asyncio.Event, every_s: float
 ) -> None:
     while _dir_state(directories) == seen:
-        await asyncio.sleep(EXISTENCE_POLL_S)
+        await asyncio.sleep(every_s)
     changed.set()
+
+
+def classify(
+    changes: Iterable[str], directories: tuple[str, ...], parents: Collection[str]
+) -> tuple[bool, bool]:
+    """(an entry of a directory changed, a directory or a watched parent itself changed).
+
+    A parent's other entries are neither: the parent is watched only for the directory.
+    """
+    contents = layout = False
+    for path in changes:
+        path = os.path.normpath(path)
+        if path in directories or path in parents:
+            layout = True
+        if os.path.dirname(path) in directories:
+            contents = True
+    return contents, layout
 
 
 class FileSnapshots:
@@ -117,29 +136,35 @@ class FileSnapshots:
 async def run_file_provider(config: Config, publish: Callable[[Snapshot], None]) -> None:
     """Publish the sites.d + htpasswd snapshot now and after every change, until cancelled."""
     snapshots = FileSnapshots(config, publish)
-    directories = (config.files.sites_dir, config.files.htpasswd_dir)
+    directories = tuple(
+        os.path.normpath(os.path.abspath(d))
+        for d in (config.files.sites_dir, config.files.htpasswd_dir)
+    )
     snapshots.refresh()
     while True:
         state = _dir_state(directories)
         existing = [d for d, s in zip(directories, state, strict=True) if s is not None]
-        watched = {os.path.normpath(d) for d in existing}
+        parents = {os.path.dirname(d) for d in directories}
+        watched_parents = {p for p in parents if os.path.isdir(p)}
+        # a parent's watch sees its directory made, replaced or removed; without one, poll
+        poll_s = SAFETY_POLL_S if watched_parents == parents else EXISTENCE_POLL_S
         dirs_changed = asyncio.Event()
-        guard = asyncio.create_task(_signal_when_dirs_change(directories, state, dirs_changed))
+        guard = asyncio.create_task(
+            _signal_when_dirs_change(directories, state, dirs_changed, poll_s)
+        )
         try:
-            if existing:
-                with DirWatch(existing) as watch:
-                    snapshots.refresh()  # what changed before the watches were in place
-                    bursts = watch.bursts(QUIET_S, DEBOUNCE_S, dirs_changed)
-                    async with aclosing(bursts):
-                        async for changes in bursts:
+            with DirWatch(dict.fromkeys([*existing, *sorted(watched_parents)])) as watch:
+                snapshots.refresh()  # what changed before the watches were in place
+                bursts = watch.bursts(QUIET_S, DEBOUNCE_S, dirs_changed)
+                async with aclosing(bursts):
+                    async for changes in bursts:
+                        contents, layout = classify(changes, directories, watched_parents)
+                        if contents or layout:
                             snapshots.refresh()
-                            # a watched directory itself went away: its watch is dead, start over
-                            if any(os.path.normpath(path) in watched for path in changes):
-                                break
-            else:
-                await dirs_changed.wait()
+                        if layout:  # a directory came, went or was replaced: watch again
+                            break
         except OSError as exc:  # e.g. a watched directory vanished before its watch was added
-            log.warning("watching %s failed (%s); watching again", ", ".join(existing), exc)
+            log.warning("watching %s failed (%s); watching again", ", ".join(directories), exc)
             await asyncio.sleep(_RETRY_S)
         finally:
             guard.cancel()
