@@ -8,7 +8,7 @@ import time
 
 from bench import configs
 from bench.lab import Target
-from bench.processes import rss_kib
+from bench.processes import context_switches, rss_kib
 
 SETTLE_S = 0.5  # let the proxy finish accepting/allocating before reading RSS
 
@@ -17,6 +17,17 @@ def rss_mib(target: Target) -> float:
     """RSS of the target's process tree in MiB."""
     assert target.proc is not None
     return round(rss_kib(target.proc.pid) / 1024, 1)
+
+
+def idle_wakeups_per_s(targets: list[Target], seconds: float) -> dict[str, float]:
+    """How often each idle target's threads wake up, over one window for all of them."""
+    pids = {t.name: t.proc.pid for t in targets if t.proc is not None}
+    before = {name: context_switches(pid) for name, pid in pids.items()}
+    time.sleep(seconds)
+    return {
+        name: round((context_switches(pid) - before[name]) / seconds, 1)
+        for name, pid in pids.items()
+    }
 
 
 def measure_held_connections(target: Target, count: int, timeout: float = 60.0) -> dict[str, float]:

@@ -164,6 +164,26 @@ def rss_kib(pid: int) -> int:
     return total
 
 
+def context_switches(pid: int) -> int:
+    """Times the threads of pid and its descendants were switched out so far (slept, or
+    were preempted): in an idle process each is a wake-up by a timer or another thread."""
+    total = 0
+    for member in descendants(pid):
+        try:
+            tasks = list(Path(f"/proc/{member}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                text = (task / "status").read_text()
+            except OSError:
+                continue
+            for line in text.splitlines():
+                if "ctxt_switches:" in line:  # voluntary_ and nonvoluntary_
+                    total += int(line.split()[1])
+    return total
+
+
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 

@@ -192,6 +192,12 @@ def readme_results(summary: Mapping[str, Any]) -> str:
         bullets.append(
             "RSS idle (MiB): " + ", ".join(f"{name} {value}" for name, value in idle.items())
         )
+    wakeups = summary.get("idle_wakeups_per_s", {})
+    if wakeups:
+        bullets.append(
+            "Wake-ups per second while idle (context switches of all threads): "
+            + ", ".join(f"{name} {value:g}" for name, value in wakeups.items())
+        )
     if held:
         bullets.append(
             f"RSS added by {settings.get('idle_connections', '?')} idle keep-alive connections"

@@ -28,6 +28,7 @@ from bench.wrk import request_script
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PROXIES = ("nginx", "haproxy", "traefik", "caddy", "floor", "vhostd")
+IDLE_WINDOW_S = 5  # long enough to catch timers that fire once a second
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -175,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
         extras["rss_idle_mib"] = {
             t.name: memory.rss_mib(t) for t in proxies if not t.name.endswith("+auth")
         }
+        extras["idle_wakeups_per_s"] = memory.idle_wakeups_per_s(
+            [t for t in proxies if not t.name.endswith("+auth")], 2 if quick else IDLE_WINDOW_S
+        )
         print(
             f"bench: {len(targets)} targets up; wrk {load.duration_s}s × {load.repeats}"
             f" rounds, {load.connections} connections",

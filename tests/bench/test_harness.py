@@ -125,6 +125,30 @@ def test_route_change_and_idle_connection_memory(lab: Lab) -> None:
     assert held["rss_with_connections_mib"] > 0
 
 
+def test_idle_wakeups_tell_a_sleeper_from_a_ticker() -> None:
+    sleeper = "import sys; print('up', flush=True); sys.stdin.read()"
+    # a thread that ticks 100 times a second, as a polling watcher does, beside a main thread
+    ticker = "import threading, time, sys\n" + (
+        "threading.Thread(target=lambda: [time.sleep(0.01) for _ in iter(int, 1)], daemon=True)"
+        ".start(); print('up', flush=True); sys.stdin.read()"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        for code in (sleeper, ticker)
+    ]
+    try:
+        for proc in procs:  # started up: what is counted now is idling only
+            assert proc.stdout is not None and proc.stdout.readline() == b"up\n"
+        targets = [Target("sleeper", 0, procs[0]), Target("ticker", 0, procs[1])]
+        rates = memory.idle_wakeups_per_s(targets, 1.0)
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+    assert rates["sleeper"] < 5
+    assert 50 < rates["ticker"] < 150
+
+
 def _quota_groups_or_skip() -> scaling.QuotaGroups:
     try:
         return scaling.QuotaGroups(0.1)

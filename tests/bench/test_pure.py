@@ -251,6 +251,7 @@ def _summary() -> dict:
             "vhostd+auth": {"12B": {**figures, "ratio_to_vhostd": 0.95}},
         },
         "rss_idle_mib": {"vhostd": 38.0},
+        "idle_wakeups_per_s": {"nginx": 0.0, "vhostd": 4.2},
         "idle_connections": {"vhostd": {"connections_held": 10000, "rss_delta_mib": 120.0}},
         "route_change_file": {"samples": 10, "missed": 0, "median_ms": 20.0, "max_ms": 30.0},
         "route_change_file_vhostd-w2": {
@@ -306,6 +307,7 @@ def test_update_readme_replaces_only_the_marked_block(tmp_path) -> None:
     assert "| vhostd | 12B | 100 |" in text
     assert "Rolling restart of 2 replicas under load, failed requests: vhostd 0 of 9" in text
     assert "12 B req/s: 1 → 100 (1.00 ×), 2 → 190 (1.90 ×), 3 → 230 (2.30 ×)" in text
+    assert "Wake-ups per second while idle (context switches of all threads): nginx 0, vhostd 4.2" in text
 
 
 def test_per_request_rows_keep_only_the_hot_path() -> None:
