@@ -104,17 +104,19 @@ class DirWatch:
             raise OSError(error, f"inotify: {os.strerror(error)}")
         try:
             for directory in directories:
-                wd = _libc.inotify_add_watch(
-                    self.fd, os.fsencode(directory), WATCH_MASK | IN_ONLYDIR
-                )
-                if wd < 0:
-                    error = ctypes.get_errno()
-                    raise OSError(error, f"cannot watch: {os.strerror(error)}", directory)
-                self.directories[wd] = directory
+                self.add(directory)
             self.loop.add_reader(self.fd, self._read)
         except BaseException:
             os.close(self.fd)
             raise
+
+    def add(self, directory: str) -> None:
+        """Watch one more directory; OSError naming it when it cannot be watched."""
+        wd = _libc.inotify_add_watch(self.fd, os.fsencode(directory), WATCH_MASK | IN_ONLYDIR)
+        if wd < 0:
+            error = ctypes.get_errno()
+            raise OSError(error, f"cannot watch: {os.strerror(error)}", directory)
+        self.directories[wd] = directory
 
     def _read(self) -> None:
         try:

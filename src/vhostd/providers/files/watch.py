@@ -94,6 +94,18 @@ async def _signal_when_dirs_change(
     changed.set()
 
 
+def _watch_parents(watch: DirWatch, parents: set[str]) -> set[str]:
+    """Add `parents` to `watch`; those that could be (not missing, readable)."""
+    watched: set[str] = set()
+    for parent in sorted(parents):
+        try:
+            watch.add(parent)
+        except OSError:
+            continue  # the poll looks for its directory instead
+        watched.add(parent)
+    return watched
+
+
 def classify(
     changes: Iterable[str], directories: tuple[str, ...], parents: Collection[str]
 ) -> tuple[bool, bool]:
@@ -144,16 +156,17 @@ async def run_file_provider(config: Config, publish: Callable[[Snapshot], None])
     while True:
         state = _dir_state(directories)
         existing = [d for d, s in zip(directories, state, strict=True) if s is not None]
-        parents = {os.path.dirname(d) for d in directories}
-        watched_parents = {p for p in parents if os.path.isdir(p)}
-        # a parent's watch sees its directory made, replaced or removed; without one, poll
-        poll_s = SAFETY_POLL_S if watched_parents == parents else EXISTENCE_POLL_S
         dirs_changed = asyncio.Event()
-        guard = asyncio.create_task(
-            _signal_when_dirs_change(directories, state, dirs_changed, poll_s)
-        )
+        guard: asyncio.Task[None] | None = None
         try:
-            with DirWatch(dict.fromkeys([*existing, *sorted(watched_parents)])) as watch:
+            with DirWatch(existing) as watch:
+                parents = {os.path.dirname(d) for d in directories}
+                watched_parents = _watch_parents(watch, parents)
+                # a parent's watch sees its directory made, replaced or removed; else poll
+                every_s = SAFETY_POLL_S if watched_parents == parents else EXISTENCE_POLL_S
+                guard = asyncio.create_task(
+                    _signal_when_dirs_change(directories, state, dirs_changed, every_s)
+                )
                 snapshots.refresh()  # what changed before the watches were in place
                 bursts = watch.bursts(QUIET_S, DEBOUNCE_S, dirs_changed)
                 async with aclosing(bursts):
@@ -167,5 +180,6 @@ async def run_file_provider(config: Config, publish: Callable[[Snapshot], None])
             log.warning("watching %s failed (%s); watching again", ", ".join(directories), exc)
             await asyncio.sleep(_RETRY_S)
         finally:
-            guard.cancel()
+            if guard is not None:
+                guard.cancel()
         snapshots.refresh()
