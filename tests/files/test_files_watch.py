@@ -206,6 +206,25 @@ def test_a_directory_under_a_missing_parent_is_found_by_polling(
     run(tmp_path, scenario, sites_dir)
 
 
+def test_a_symlink_swapped_above_the_directory_is_found_by_polling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`current -> releases/N` swapped by a deploy: no watch sees that, the fast poll must."""
+    monkeypatch.setattr(watch, "EXISTENCE_POLL_S", 0.05)
+    for release, host in (("r1", "one.test"), ("r2", "two.test")):
+        (tmp_path / release / "sites.d").mkdir(parents=True)
+        (tmp_path / release / "sites.d" / "a.toml").write_text(site("a", host))
+    (tmp_path / "current").symlink_to(tmp_path / "r1")
+
+    async def scenario(rec: Recorder, _sites: Path, _htpasswd: Path) -> None:
+        assert hosts_of(rec.last) == {"one.test"}
+        (tmp_path / "current.new").symlink_to(tmp_path / "r2")
+        os.rename(tmp_path / "current.new", tmp_path / "current")
+        await rec.wait_for(lambda s: hosts_of(s) == {"two.test"})
+
+    run(tmp_path, scenario, tmp_path / "current" / "sites.d")
+
+
 def test_changes_beside_the_directories_are_not_theirs() -> None:
     directories = ("/p/sites.d", "/p/htpasswd")
     parents = {"/p"}

@@ -35,11 +35,18 @@ def test_events_are_parsed_with_and_without_names() -> None:
 
 
 def test_paths_name_the_entry_or_the_directory_itself() -> None:
-    directories = {1: "/s/sites.d", 2: "/s/htpasswd"}
+    watches = {1: {"/s/sites.d": None}, 2: {"/s/htpasswd": None}}
     events = [(1, IN_CREATE, "a.toml"), (2, IN_DELETE_SELF, ""), (7, IN_CREATE, "gone")]
-    assert changed_paths(events, directories) == {"/s/sites.d/a.toml", "/s/htpasswd"}
+    assert changed_paths(events, watches) == {"/s/sites.d/a.toml", "/s/htpasswd"}
     # lost events: every directory has to be read again
-    assert changed_paths([(-1, IN_Q_OVERFLOW, "")], directories) == set(directories.values())
+    assert changed_paths([(-1, IN_Q_OVERFLOW, "")], watches) == {"/s/sites.d", "/s/htpasswd"}
+
+
+def test_a_parent_reports_only_the_entries_wanted_and_every_alias() -> None:
+    # /s watched for its entry sites.d; /s reached again as /link, for all its entries
+    watches = {1: {"/s": frozenset({"sites.d"}), "/link": None}}
+    events = [(1, IN_CREATE, "sites.d"), (1, IN_CREATE, "access.log")]
+    assert changed_paths(events, watches) == {"/s/sites.d", "/link/sites.d", "/link/access.log"}
 
 
 async def next_burst(bursts: AsyncGenerator[set[str], None]) -> set[str]:
@@ -148,5 +155,52 @@ def test_watching_starts_no_thread(tmp_path: Path) -> None:
         assert await first == {str(tmp_path / "a")}
         assert len(os.listdir("/proc/self/task")) == threads_before
         await bursts.aclose()
+
+    run(main)
+
+
+def test_a_parent_watched_for_one_entry_sleeps_through_the_others(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    log.write_text("x")
+
+    async def main() -> None:
+        watch = DirWatch([])
+        watch.add(str(tmp_path), ["sites.d"])
+        with watch:
+            with log.open("a") as handle:  # written to all day: wakes nobody
+                for _ in range(100):
+                    handle.write("GET /\n")
+                    handle.flush()
+            with pytest.raises(BlockingIOError):  # the kernel queued not one event for it
+                os.read(watch.fd, 65536)
+            (tmp_path / "sites.d").mkdir()
+            bursts = watch.bursts(0.02, 1, asyncio.Event())
+            assert await next_burst(bursts) == {str(tmp_path / "sites.d")}
+            await bursts.aclose()
+
+    run(main)
+
+
+def test_one_directory_under_two_paths_reports_both(tmp_path: Path) -> None:
+    real = tmp_path / "etc"
+    real.mkdir()
+    (real / "a.toml").write_text("x")
+    (tmp_path / "link").symlink_to(real)
+
+    async def main() -> None:
+        # as the file provider adds them: sites.d = link (every entry), and etc as the parent
+        # of htpasswd = etc/htpasswd; the second add must not narrow or rename the first
+        watch = DirWatch([str(tmp_path / "link")])
+        watch.add(str(real), ["htpasswd"])
+        with watch:
+            bursts = watch.bursts(0.02, 1, asyncio.Event())
+            (real / "a.toml").write_text("edited")  # a write, which only a full watch sees
+            assert await next_burst(bursts) == {str(tmp_path / "link" / "a.toml")}
+            (real / "htpasswd").mkdir()
+            assert await next_burst(bursts) == {
+                str(tmp_path / "link" / "htpasswd"),
+                str(real / "htpasswd"),
+            }
+            await bursts.aclose()
 
     run(main)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +15,7 @@ from vhostd.config.model import Config, VagrantSettings
 from vhostd.providers.snapshot import Snapshot
 from vhostd.providers.vagrant.build import PROJECT_STOPPED
 from vhostd.providers.vagrant.settings import vagrant_enabled, vagrant_home
-from vhostd.providers.vagrant.watch import _start_watch, run_vagrant_provider
+from vhostd.providers.vagrant.watch import Watcher, run_vagrant_provider
 
 REFLECTED_WITHIN_S = 2.0
 
@@ -27,16 +28,27 @@ def test_a_watch_ends_when_a_watched_directory_is_replaced(tmp_path: Path) -> No
 
     async def main() -> None:
         changed = asyncio.Event()
-        started = _start_watch((str(machine_dir), str(project_dir)), changed)
-        assert started is not None
-        task, _stop = started
+        fds_before = set(os.listdir("/proc/self/fd"))
+        watcher = Watcher((str(machine_dir), str(project_dir)), changed)
+        assert watcher.error is None and watcher.task is not None
         (project_dir / "Vagrantfile").write_text("")
         await asyncio.wait_for(changed.wait(), 10)
-        assert not task.done()  # an entry changed: the watches still hold
+        assert not watcher.ended()  # an entry changed: the watches still hold
         machine_dir.rmdir()
         machine_dir.mkdir()
-        await asyncio.wait_for(task, 10)
-        assert _start_watch((str(tmp_path / "gone"),), changed) is None
+        await asyncio.wait_for(watcher.task, 10)
+        assert watcher.ended()
+        await watcher.close()
+        # one that cannot start says why, and is ended so that the provider tries again
+        failed = Watcher((str(tmp_path / "gone"),), changed)
+        assert isinstance(failed.error, FileNotFoundError) and failed.ended()
+        await failed.close()
+        # cancelled before its task ever ran: closing still gives the descriptor back
+        early = Watcher((str(machine_dir),), changed)
+        assert early.task is not None
+        early.task.cancel()
+        await early.close()
+        assert set(os.listdir("/proc/self/fd")) == fds_before
 
     asyncio.run(main())
 

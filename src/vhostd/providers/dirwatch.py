@@ -34,6 +34,7 @@ IN_DELETE_SELF = 0x400
 IN_MOVE_SELF = 0x800
 IN_Q_OVERFLOW = 0x4000
 IN_ONLYDIR = 0x01000000
+IN_MASK_ADD = 0x20000000  # a second watch on the same directory widens the mask, not replaces
 
 # what watchfiles' inotify backend (the notify crate) asked for
 WATCH_MASK = (
@@ -47,6 +48,9 @@ WATCH_MASK = (
     | IN_DELETE_SELF
     | IN_MOVE_SELF
 )
+# a parent watched only for some of its entries coming, going or being renamed: its other
+# entries (an access log beside sites.d, say) are written to without waking anyone
+ENTRY_MASK = IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF
 _READ_SIZE = 64 * 1024  # many events per read; one event is at most 16 + NAME_MAX + 1 bytes
 
 _EVENT_HEAD = struct.Struct("=iIII")  # wd, mask, cookie, length of the name that follows
@@ -75,14 +79,23 @@ def parse_events(buffer: bytes) -> list[tuple[int, int, str]]:
     return events
 
 
-def changed_paths(events: Iterable[tuple[int, int, str]], directories: dict[int, str]) -> set[str]:
-    """The paths these events report, given each watch descriptor's directory."""
+# per watch descriptor: each path it was added under → the entry names wanted (None: all).
+# One directory reached by two paths (a symlink) has one descriptor and both paths.
+Watches = dict[int, dict[str, frozenset[str] | None]]
+
+
+def changed_paths(events: Iterable[tuple[int, int, str]], watches: Watches) -> set[str]:
+    """The paths these events report, under every path their directory was added as."""
     paths: set[str] = set()
     for wd, mask, name in events:
         if mask & IN_Q_OVERFLOW:  # events were lost: every directory must be looked at again
-            paths.update(directories.values())
-        elif wd in directories:
-            paths.add(os.path.join(directories[wd], name) if name else directories[wd])
+            paths.update(path for aliases in watches.values() for path in aliases)
+            continue
+        for path, names in watches.get(wd, {}).items():
+            if not name:  # about the directory itself
+                paths.add(path)
+            elif names is None or name in names:
+                paths.add(os.path.join(path, name))
     return paths
 
 
@@ -97,7 +110,7 @@ class DirWatch:
         self.loop = asyncio.get_running_loop()
         self.pending: set[str] = set()
         self.arrived = asyncio.Event()
-        self.directories: dict[int, str] = {}
+        self.watches: Watches = {}
         self.fd = _libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
         if self.fd < 0:
             error = ctypes.get_errno()
@@ -110,20 +123,33 @@ class DirWatch:
             os.close(self.fd)
             raise
 
-    def add(self, directory: str) -> None:
-        """Watch one more directory; OSError naming it when it cannot be watched."""
-        wd = _libc.inotify_add_watch(self.fd, os.fsencode(directory), WATCH_MASK | IN_ONLYDIR)
+    def add(self, directory: str, names: Iterable[str] | None = None) -> None:
+        """Watch one more directory, for every entry or only for `names` coming and going;
+        OSError naming it when it cannot be watched."""
+        mask = WATCH_MASK if names is None else ENTRY_MASK
+        wd = _libc.inotify_add_watch(
+            self.fd, os.fsencode(directory), mask | IN_ONLYDIR | IN_MASK_ADD
+        )
         if wd < 0:
             error = ctypes.get_errno()
             raise OSError(error, f"cannot watch: {os.strerror(error)}", directory)
-        self.directories[wd] = directory
+        aliases = self.watches.setdefault(wd, {})
+        wanted = None if names is None else frozenset(names)
+        if directory in aliases:  # added twice: wanted for the union of both
+            known = aliases[directory]
+            wanted = None if known is None or wanted is None else known | wanted
+        aliases[directory] = wanted
+
+    def paths(self) -> set[str]:
+        """Every path a directory was added under."""
+        return {path for aliases in self.watches.values() for path in aliases}
 
     def _read(self) -> None:
         try:
             buffer = os.read(self.fd, _READ_SIZE)
         except (BlockingIOError, InterruptedError):
             return
-        paths = changed_paths(parse_events(buffer), self.directories)
+        paths = changed_paths(parse_events(buffer), self.watches)
         if paths:
             self.pending |= paths
             self.arrived.set()

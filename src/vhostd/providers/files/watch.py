@@ -3,8 +3,9 @@
 Every change rescans both directories whole and runs the pure builder (build.py), so the
 snapshot is always complete and an unchanged result is not published again. inotify
 (dirwatch.py) watches the directories and their parents, so a directory made, removed or
-replaced (`mkdir sites.d` after start-up, a symlink swapped by a deploy) restarts the watch
-at once; a slow poll covers what no watch sees (a missing parent, a renamed grandparent).
+replaced (`mkdir sites.d` after start-up, a `sites.d` symlink swapped by a deploy) restarts
+the watch at once. What no watch sees is polled: every 0.25 s when a parent is missing or a
+symlink lies on the way (`current -> releases/N`), else every 2 s (a renamed grandparent).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ DEBOUNCE_S = 0.15  # group an editor's write+rename into one rescan, well inside
 QUIET_S = 0.01  # quiet time that ends a burst: an editor writes and renames within microseconds
 EXISTENCE_POLL_S = 0.25  # how often directories are looked for while a parent is missing
 SAFETY_POLL_S = 2.0  # ...and otherwise: a renamed grandparent escapes every watch
-_RETRY_S = 0.5  # after a watcher error, before watching again
+_RETRY_S = 0.5  # after a watcher error, before watching again; doubled on each failure
+_RETRY_MAX_S = 5.0
 
 # per directory: (device, inode) when it exists, else None
 DirState = tuple[tuple[int, int] | None, ...]
@@ -94,12 +96,21 @@ async def _signal_when_dirs_change(
     changed.set()
 
 
-def _watch_parents(watch: DirWatch, parents: set[str]) -> set[str]:
-    """Add `parents` to `watch`; those that could be (not missing, readable)."""
+def _parent_entries(directories: tuple[str, ...]) -> dict[str, set[str]]:
+    """{parent: the names of its entries that are our directories}."""
+    entries: dict[str, set[str]] = {}
+    for directory in directories:
+        entries.setdefault(os.path.dirname(directory), set()).add(os.path.basename(directory))
+    return entries
+
+
+def _watch_parents(watch: DirWatch, entries: dict[str, set[str]]) -> set[str]:
+    """Watch each parent for its entries coming and going; those that could be watched
+    (not missing, readable)."""
     watched: set[str] = set()
-    for parent in sorted(parents):
+    for parent, names in sorted(entries.items()):
         try:
-            watch.add(parent)
+            watch.add(parent, names)
         except OSError:
             continue  # the poll looks for its directory instead
         watched.add(parent)
@@ -153,33 +164,54 @@ async def run_file_provider(config: Config, publish: Callable[[Snapshot], None])
         for d in (config.files.sites_dir, config.files.htpasswd_dir)
     )
     snapshots.refresh()
+    retry_s, last_error = _RETRY_S, ""
     while True:
-        state = _dir_state(directories)
-        existing = [d for d, s in zip(directories, state, strict=True) if s is not None]
-        dirs_changed = asyncio.Event()
-        guard: asyncio.Task[None] | None = None
         try:
-            with DirWatch(existing) as watch:
-                parents = {os.path.dirname(d) for d in directories}
-                watched_parents = _watch_parents(watch, parents)
-                # a parent's watch sees its directory made, replaced or removed; else poll
-                every_s = SAFETY_POLL_S if watched_parents == parents else EXISTENCE_POLL_S
-                guard = asyncio.create_task(
-                    _signal_when_dirs_change(directories, state, dirs_changed, every_s)
+            await _watch_until_layout_changes(snapshots, directories)
+            retry_s, last_error = _RETRY_S, ""
+        except OSError as exc:  # a directory vanished meanwhile, no inotify watches left...
+            if str(exc) != last_error:  # said once, not every retry
+                log.warning(
+                    "watching %s failed (%s); rescanning every %gs at most until it works",
+                    ", ".join(directories),
+                    exc,
+                    _RETRY_MAX_S,
                 )
-                snapshots.refresh()  # what changed before the watches were in place
-                bursts = watch.bursts(QUIET_S, DEBOUNCE_S, dirs_changed)
-                async with aclosing(bursts):
-                    async for changes in bursts:
-                        contents, layout = classify(changes, directories, watched_parents)
-                        if contents or layout:
-                            snapshots.refresh()
-                        if layout:  # a directory came, went or was replaced: watch again
-                            break
-        except OSError as exc:  # e.g. a watched directory vanished before its watch was added
-            log.warning("watching %s failed (%s); watching again", ", ".join(directories), exc)
-            await asyncio.sleep(_RETRY_S)
-        finally:
-            if guard is not None:
-                guard.cancel()
+                last_error = str(exc)
+            await asyncio.sleep(retry_s)
+            retry_s = min(2 * retry_s, _RETRY_MAX_S)
         snapshots.refresh()
+
+
+async def _watch_until_layout_changes(
+    snapshots: FileSnapshots, directories: tuple[str, ...]
+) -> None:
+    """Refresh on every change in the directories until one of them comes, goes or is
+    replaced (then the watches must be made again)."""
+    state = _dir_state(directories)
+    existing = [d for d, s in zip(directories, state, strict=True) if s is not None]
+    dirs_changed = asyncio.Event()
+    with DirWatch(existing) as watch:
+        entries = _parent_entries(directories)
+        watched_parents = _watch_parents(watch, entries)
+        # a parent's watch sees its directory made, replaced or removed; not a missing
+        # parent, nor a symlink on the way being swapped: poll for those
+        seen_at_once = watched_parents == set(entries) and all(
+            os.path.realpath(d) == d for d in directories
+        )
+        every_s = SAFETY_POLL_S if seen_at_once else EXISTENCE_POLL_S
+        guard = asyncio.create_task(
+            _signal_when_dirs_change(directories, state, dirs_changed, every_s)
+        )
+        try:
+            snapshots.refresh()  # what changed before the watches were in place
+            bursts = watch.bursts(QUIET_S, DEBOUNCE_S, dirs_changed)
+            async with aclosing(bursts):
+                async for changes in bursts:
+                    contents, layout = classify(changes, directories, watched_parents)
+                    if contents or layout:
+                        snapshots.refresh()
+                    if layout:
+                        return
+        finally:
+            guard.cancel()

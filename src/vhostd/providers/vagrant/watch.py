@@ -40,6 +40,7 @@ log = logging.getLogger("vhostd.vagrant")
 WATCH_DEBOUNCE_S = 0.1  # Vagrant writes several files per command; one rescan for the burst
 WATCH_QUIET_S = 0.05  # ...unless it goes quiet for this long first
 UNREADABLE_RETRY_S = 0.2  # the index can be caught mid-write; look again shortly
+WATCH_RETRY_S = 5.0  # directories that could not be watched: try again this much later
 
 
 def _read(path: str) -> str | None:
@@ -164,7 +165,7 @@ def _container_ids(projects: Iterable[ProjectFacts]) -> set[str]:
 
 async def _watch(watch: DirWatch, changed: asyncio.Event, stop: asyncio.Event) -> None:
     """Set `changed` on every burst; end when a watched directory itself changed."""
-    watched = set(watch.directories.values())
+    watched = watch.paths()
     with watch:
         async for paths in watch.bursts(WATCH_QUIET_S, WATCH_DEBOUNCE_S, stop):
             changed.set()
@@ -172,17 +173,32 @@ async def _watch(watch: DirWatch, changed: asyncio.Event, stop: asyncio.Event) -
                 return
 
 
-def _start_watch(
-    dirs: tuple[str, ...], changed: asyncio.Event
-) -> tuple[asyncio.Task[None], asyncio.Event] | None:
-    """A task setting `changed` on every burst in `dirs`; None when they cannot be watched."""
-    try:
-        watch = DirWatch(dirs)
-    except OSError as exc:  # a watched directory vanished: the rescan re-plans the watch
-        log.warning("vagrant: watching %s failed (%s); rescanning", ", ".join(dirs), exc)
-        return None
-    stop = asyncio.Event()
-    return asyncio.create_task(_watch(watch, changed, stop)), stop
+class Watcher:
+    """The running watch of some directories, or the error that kept it from starting."""
+
+    def __init__(self, dirs: tuple[str, ...], changed: asyncio.Event) -> None:
+        self.dirs = dirs
+        self.stop = asyncio.Event()
+        self.watch: DirWatch | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.error: OSError | None = None
+        try:
+            self.watch = DirWatch(dirs)
+        except OSError as exc:  # a watched directory vanished: the rescan re-plans the watch
+            self.error = exc
+            return
+        self.task = asyncio.create_task(_watch(self.watch, changed, self.stop))
+
+    def ended(self) -> bool:
+        return self.task is None or self.task.done()
+
+    async def close(self) -> None:
+        self.stop.set()
+        if self.task is not None:
+            with contextlib.suppress(BaseException):
+                await self.task
+        if self.watch is not None:
+            self.watch.close()  # also when the task was cancelled before it began
 
 
 async def run_vagrant_provider(config: Config, publish: Callable[[Snapshot], None]) -> None:
@@ -193,8 +209,8 @@ async def run_vagrant_provider(config: Config, publish: Callable[[Snapshot], Non
     changed.set()
     known_ids: set[str] = set()
     events = asyncio.create_task(containers.follow_events(lambda: known_ids, changed))
-    watched: tuple[str, ...] = ()
-    watcher: tuple[asyncio.Task[None], asyncio.Event] | None = None
+    watcher: Watcher | None = None
+    last_error = ""
     loop = asyncio.get_running_loop()
     try:
         while True:
@@ -209,19 +225,27 @@ async def run_vagrant_provider(config: Config, publish: Callable[[Snapshot], Non
                 loop.call_later(UNREADABLE_RETRY_S, changed.set)
             records = [m.record for p in projects for m in p.machines]
             dirs = watch_dirs(index_path, records)
-            if dirs != watched or (watcher is not None and watcher[0].done()):
+            if watcher is None or dirs != watcher.dirs or watcher.ended():
                 if watcher is not None:
-                    watcher[1].set()
-                    await watcher[0]
-                watcher = _start_watch(dirs, changed)
-                watched = dirs
-                # anything that changed before the new watch started is caught by this rescan
-                changed.set()
+                    await watcher.close()
+                watcher = Watcher(dirs, changed)
+                if watcher.error is not None:
+                    if str(watcher.error) != last_error:  # said once, not every retry
+                        log.warning(
+                            "vagrant: watching %s failed (%s); retrying",
+                            ", ".join(dirs),
+                            watcher.error,
+                        )
+                        last_error = str(watcher.error)
+                    loop.call_later(WATCH_RETRY_S, changed.set)
+                else:
+                    last_error = ""
+                    # what changed before the new watch started is caught by this rescan
+                    changed.set()
     finally:
         events.cancel()
         if watcher is not None:
-            watcher[1].set()
-            watcher[0].cancel()
+            await watcher.close()
         with contextlib.suppress(BaseException):
             await events
         await containers.close()
