@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from vhostd.config.model import Config, FileSettings
+from vhostd.providers.dirwatch import DirWatch
 from vhostd.providers.files import watch
 from vhostd.providers.files.watch import classify, run_file_provider
 from vhostd.providers.snapshot import Snapshot
@@ -234,3 +235,15 @@ def test_changes_beside_the_directories_are_not_theirs() -> None:
     assert classify(["/p"], directories, parents) == (False, True)  # the parent itself
     # htpasswd inside sites.d: its coming is both an entry and a directory
     assert classify(["/p/sites.d/pw"], ("/p/sites.d", "/p/sites.d/pw"), parents) == (True, True)
+
+
+def test_parents_are_watched_only_for_their_directories_names(tmp_path: Path) -> None:
+    async def main() -> None:
+        with DirWatch([]) as dir_watch:
+            entries = {str(tmp_path): {"sites.d", "htpasswd"}, str(tmp_path / "no"): {"x"}}
+            assert watch._watch_parents(dir_watch, entries) == {str(tmp_path)}  # "no" is missing
+            assert list(dir_watch.watches.values()) == [
+                {str(tmp_path): frozenset({"sites.d", "htpasswd"})}
+            ]
+
+    asyncio.run(main())

@@ -38,16 +38,16 @@ def test_a_watch_ends_when_a_watched_directory_is_replaced(tmp_path: Path) -> No
         machine_dir.mkdir()
         await asyncio.wait_for(watcher.task, 10)
         assert watcher.ended()
-        await watcher.close()
+        watcher.close()
         # one that cannot start says why, and is ended so that the provider tries again
         failed = Watcher((str(tmp_path / "gone"),), changed)
         assert isinstance(failed.error, FileNotFoundError) and failed.ended()
-        await failed.close()
+        failed.close()
         # cancelled before its task ever ran: closing still gives the descriptor back
         early = Watcher((str(machine_dir),), changed)
         assert early.task is not None
         early.task.cancel()
-        await early.close()
+        early.close()
         assert set(os.listdir("/proc/self/fd")) == fds_before
 
     asyncio.run(main())

@@ -29,7 +29,7 @@ QUIET_S = 0.01  # quiet time that ends a burst: an editor writes and renames wit
 EXISTENCE_POLL_S = 0.25  # how often directories are looked for while a parent is missing
 SAFETY_POLL_S = 2.0  # ...and otherwise: a renamed grandparent escapes every watch
 _RETRY_S = 0.5  # after a watcher error, before watching again; doubled on each failure
-_RETRY_MAX_S = 5.0
+_RETRY_MAX_S = 1.0  # meanwhile each retry rescans: changes stay live within a second
 
 # per directory: (device, inode) when it exists, else None
 DirState = tuple[tuple[int, int] | None, ...]

@@ -40,7 +40,8 @@ log = logging.getLogger("vhostd.vagrant")
 WATCH_DEBOUNCE_S = 0.1  # Vagrant writes several files per command; one rescan for the burst
 WATCH_QUIET_S = 0.05  # ...unless it goes quiet for this long first
 UNREADABLE_RETRY_S = 0.2  # the index can be caught mid-write; look again shortly
-WATCH_RETRY_S = 5.0  # directories that could not be watched: try again this much later
+WATCH_RETRY_S = 0.5  # directories that could not be watched: try again, doubling up to...
+WATCH_RETRY_MAX_S = 5.0
 
 
 def _read(path: str) -> str | None:
@@ -192,11 +193,11 @@ class Watcher:
     def ended(self) -> bool:
         return self.task is None or self.task.done()
 
-    async def close(self) -> None:
+    def close(self) -> None:
+        """Stop at once: nothing is awaited, so a cancel of the caller is never swallowed."""
         self.stop.set()
         if self.task is not None:
-            with contextlib.suppress(BaseException):
-                await self.task
+            self.task.cancel()
         if self.watch is not None:
             self.watch.close()  # also when the task was cancelled before it began
 
@@ -211,6 +212,8 @@ async def run_vagrant_provider(config: Config, publish: Callable[[Snapshot], Non
     events = asyncio.create_task(containers.follow_events(lambda: known_ids, changed))
     watcher: Watcher | None = None
     last_error = ""
+    retry: asyncio.TimerHandle | None = None  # at most one pending: triggers must not pile up
+    retry_s = WATCH_RETRY_S
     loop = asyncio.get_running_loop()
     try:
         while True:
@@ -227,8 +230,11 @@ async def run_vagrant_provider(config: Config, publish: Callable[[Snapshot], Non
             dirs = watch_dirs(index_path, records)
             if watcher is None or dirs != watcher.dirs or watcher.ended():
                 if watcher is not None:
-                    await watcher.close()
+                    watcher.close()
                 watcher = Watcher(dirs, changed)
+                if retry is not None:
+                    retry.cancel()
+                    retry = None
                 if watcher.error is not None:
                     if str(watcher.error) != last_error:  # said once, not every retry
                         log.warning(
@@ -237,15 +243,18 @@ async def run_vagrant_provider(config: Config, publish: Callable[[Snapshot], Non
                             watcher.error,
                         )
                         last_error = str(watcher.error)
-                    loop.call_later(WATCH_RETRY_S, changed.set)
+                    retry = loop.call_later(retry_s, changed.set)
+                    retry_s = min(2 * retry_s, WATCH_RETRY_MAX_S)
                 else:
-                    last_error = ""
+                    last_error, retry_s = "", WATCH_RETRY_S
                     # what changed before the new watch started is caught by this rescan
                     changed.set()
     finally:
         events.cancel()
         if watcher is not None:
-            await watcher.close()
+            watcher.close()
+        if retry is not None:
+            retry.cancel()
         with contextlib.suppress(BaseException):
             await events
         await containers.close()
