@@ -8,9 +8,11 @@ Here the inotify descriptor sits in the event loop beside the sockets and costs 
 until a directory changes.
 
 Watches are not recursive: the providers watch exactly the directories whose entries
-matter. A change is reported as the path it names (`dir/name`); an event about a watched
-directory itself (deleted, moved, unmounted, attributes) and a queue overflow are reported
-as the directory's own path, which tells the caller to look at the directory again.
+matter, and a parent only for some names coming and going (so a log written beside
+`sites.d` wakes nobody). A change is reported as the path it names (`dir/name`), under
+every path the directory was added as; an event about a watched directory itself
+(deleted, moved, unmounted, attributes) and a queue overflow are reported as the
+directory's own path, which tells the caller to look at the directory again.
 """
 
 from __future__ import annotations
