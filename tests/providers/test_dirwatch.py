@@ -53,10 +53,6 @@ async def next_burst(bursts: AsyncGenerator[set[str], None]) -> set[str]:
     return await asyncio.wait_for(bursts.__anext__(), timeout=10)
 
 
-def run(coroutine_function):  # type: ignore[no-untyped-def]
-    return asyncio.run(coroutine_function())
-
-
 def bursts_in(
     directories: list[Path], quiet_s: float, max_delay_s: float, stop: asyncio.Event | None = None
 ) -> AsyncGenerator[set[str], None]:
@@ -86,7 +82,7 @@ def test_a_burst_of_changes_is_reported_once_it_goes_quiet(tmp_path: Path) -> No
         assert await next_burst(bursts) == {str(tmp_path / "a.toml")}
         await bursts.aclose()
 
-    run(main)
+    asyncio.run(main())
 
 
 def test_a_burst_that_never_goes_quiet_is_cut_at_the_maximum_delay(tmp_path: Path) -> None:
@@ -103,7 +99,7 @@ def test_a_burst_that_never_goes_quiet_is_cut_at_the_maximum_delay(tmp_path: Pat
         assert str(tmp_path / "f0") in first.result()
         await bursts.aclose()
 
-    run(main)
+    asyncio.run(main())
 
 
 def test_a_watched_directory_that_goes_away_reports_itself(tmp_path: Path) -> None:
@@ -117,7 +113,7 @@ def test_a_watched_directory_that_goes_away_reports_itself(tmp_path: Path) -> No
         assert str(watched) in await first
         await bursts.aclose()
 
-    run(main)
+    asyncio.run(main())
 
 
 def test_stop_ends_the_watch_and_closes_its_descriptor(tmp_path: Path) -> None:
@@ -132,7 +128,7 @@ def test_stop_ends_the_watch_and_closes_its_descriptor(tmp_path: Path) -> None:
             await first
         assert set(os.listdir("/proc/self/fd")) == fds_before
 
-    run(main)
+    asyncio.run(main())
 
 
 def test_a_missing_directory_is_an_error_naming_it(tmp_path: Path) -> None:
@@ -143,7 +139,7 @@ def test_a_missing_directory_is_an_error_naming_it(tmp_path: Path) -> None:
         assert raised.value.filename == str(tmp_path / "nowhere")
         assert set(os.listdir("/proc/self/fd")) == fds_before
 
-    run(main)
+    asyncio.run(main())
 
 
 def test_watching_starts_no_thread(tmp_path: Path) -> None:
@@ -156,7 +152,7 @@ def test_watching_starts_no_thread(tmp_path: Path) -> None:
         assert len(os.listdir("/proc/self/task")) == threads_before
         await bursts.aclose()
 
-    run(main)
+    asyncio.run(main())
 
 
 def test_a_parent_watched_for_one_entry_sleeps_through_the_others(tmp_path: Path) -> None:
@@ -178,7 +174,7 @@ def test_a_parent_watched_for_one_entry_sleeps_through_the_others(tmp_path: Path
             assert await next_burst(bursts) == {str(tmp_path / "sites.d")}
             await bursts.aclose()
 
-    run(main)
+    asyncio.run(main())
 
 
 def test_one_directory_under_two_paths_reports_both(tmp_path: Path) -> None:
@@ -203,4 +199,4 @@ def test_one_directory_under_two_paths_reports_both(tmp_path: Path) -> None:
             }
             await bursts.aclose()
 
-    run(main)
+    asyncio.run(main())

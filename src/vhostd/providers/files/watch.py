@@ -163,13 +163,13 @@ async def run_file_provider(config: Config, publish: Callable[[Snapshot], None])
         os.path.normpath(os.path.abspath(d))
         for d in (config.files.sites_dir, config.files.htpasswd_dir)
     )
-    snapshots.refresh()
     retry_s, last_error = _RETRY_S, ""
     while True:
         try:
             await _watch_until_layout_changes(snapshots, directories)
             retry_s, last_error = _RETRY_S, ""
         except OSError as exc:  # a directory vanished meanwhile, no inotify watches left...
+            snapshots.refresh()  # without watches, each retry reads the directories instead
             if str(exc) != last_error:  # said once, not every retry
                 log.warning(
                     "watching %s failed (%s); rescanning every %gs at most until it works",
@@ -180,14 +180,13 @@ async def run_file_provider(config: Config, publish: Callable[[Snapshot], None])
                 last_error = str(exc)
             await asyncio.sleep(retry_s)
             retry_s = min(2 * retry_s, _RETRY_MAX_S)
-        snapshots.refresh()
 
 
 async def _watch_until_layout_changes(
     snapshots: FileSnapshots, directories: tuple[str, ...]
 ) -> None:
-    """Refresh on every change in the directories until one of them comes, goes or is
-    replaced (then the watches must be made again)."""
+    """Refresh once the watches are in place, then on every change in the directories,
+    until one of them comes, goes or is replaced (then the watches must be made again)."""
     state = _dir_state(directories)
     existing = [d for d, s in zip(directories, state, strict=True) if s is not None]
     dirs_changed = asyncio.Event()
@@ -204,14 +203,16 @@ async def _watch_until_layout_changes(
             _signal_when_dirs_change(directories, state, dirs_changed, every_s)
         )
         try:
-            snapshots.refresh()  # what changed before the watches were in place
+            # the first snapshot, or what changed since the last watches ended: each round
+            # reads the directories once, here, so nothing between two rounds is missed
+            snapshots.refresh()
             bursts = watch.bursts(QUIET_S, DEBOUNCE_S, dirs_changed)
             async with aclosing(bursts):
                 async for changes in bursts:
                     contents, layout = classify(changes, directories, watched_parents)
-                    if contents or layout:
-                        snapshots.refresh()
-                    if layout:
+                    if layout:  # the next round reads it, once its watches are in place
                         return
+                    if contents:
+                        snapshots.refresh()
         finally:
             guard.cancel()
