@@ -28,6 +28,7 @@ from vhostd.proxy.accesslog import AccessLog
 from vhostd.proxy.context import ProxyContext
 from vhostd.proxy.headers import TrustedProxies
 from vhostd.proxy.listener import bind_socket, drain, split_address, start_listeners
+from vhostd.proxy.outlet import WriteBatch
 from vhostd.proxy.upstream import UpstreamPool
 from vhostd.routing.pipeline import RoutePipeline
 
@@ -78,11 +79,13 @@ class Runtime:
         if settings.access_log != "off":
             access_log = AccessLog(settings.access_log, settings.access_log_format)
         _, port = split_address(settings.listen[0])
+        writes = WriteBatch(loop)  # every connection's writes of a loop turn, made together
         ctx = ProxyContext(
             loop=loop,
             settings=settings,
             pipeline=pipeline,
-            pool=UpstreamPool(loop, settings.upstream_keepalive),
+            pool=UpstreamPool(loop, settings.upstream_keepalive, writes),
+            writes=writes,
             trusted_proxies=TrustedProxies(settings.trusted_proxies),
             access_log=access_log,
             listen_port=str(port).encode(),

@@ -12,13 +12,13 @@ import subprocess
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import uvloop
 
 from tests.support.vhostd import read_to_end
-from vhostd.proxy.outlet import WRITE_NOW, Outlet, direct_fd
+from vhostd.proxy.outlet import WRITE_NOW, Outlet, WriteBatch, direct_fd
 
 pytestmark = pytest.mark.skipif(WRITE_NOW is None, reason="proxy/_sendnow.c is not built")
 
@@ -195,3 +195,119 @@ def test_a_tls_transport_is_written_through(tmp_path: Path) -> None:
     with_connection(body, handshake, ssl=self_signed(tmp_path))
     assert bytes(received) == b"over tls"
 
+
+
+# --- a WriteBatch: the bytes of a loop turn go out together once its callbacks have run ---
+
+
+def with_connections(count: int, body: Callable[[list[Any], list[socket.socket]], Awaitable[None]]) -> None:
+    """Run `body(server_transports, client_sockets)` over `count` loopback connections."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        made: list[asyncio.Future[Any]] = [loop.create_future() for _ in range(count)]
+        waiting = iter(made)
+        listener = await loop.create_server(lambda: Accepted(next(waiting)), "127.0.0.1", 0)
+        port = listener.sockets[0].getsockname()[1]
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
+        try:
+            transports = await asyncio.wait_for(asyncio.gather(*made), 5)
+            await body(transports, clients)
+        finally:
+            for client in clients:
+                client.close()
+            listener.close()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main())
+
+
+def waiting_bytes(client: socket.socket) -> bytes:
+    """What the socket has received so far, without waiting for more."""
+    try:
+        return client.recv(1 << 16, socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return b""
+
+
+async def read_rest(client: socket.socket) -> bytes:
+    """To the end of the stream, read in a thread while the loop goes on (and closes)."""
+    client.settimeout(5)
+    return await asyncio.get_running_loop().run_in_executor(None, read_to_end, client)
+
+
+def test_a_turns_first_write_goes_at_once_and_the_rest_when_the_turn_ends() -> None:
+    async def body(transports: list[Any], clients: list[socket.socket]) -> None:
+        batch = WriteBatch(asyncio.get_running_loop())
+        first, second = (Outlet(transport, batch) for transport in transports)
+        first.write(b"one")  # the turn's first write: straight into the socket
+        second.write(b"two")
+        first.write(b"+one")
+        # still this turn: only the first write is in a socket
+        assert [waiting_bytes(client) for client in clients] == [b"one", b""]
+        await asyncio.sleep(0)  # the turn ends; the batch writes before the loop waits again
+        for client in clients:
+            client.settimeout(5)
+        assert [client.recv(100) for client in clients] == [b"+one", b"two"]
+        # held pieces keep their order: before a large write, which never waits, and joined
+        first.write(b"opens the turn|")  # a new turn: its first write goes at once again
+        assert waiting_bytes(clients[0]) == b"opens the turn|"
+        first.write(b"held|")
+        first.write_two(b"head|", piece(1))
+        assert not first.held  # the large write took what was held with it
+        second.write(b"a|")
+        second.write(b"b|")
+        second.write(memoryview(b"c|"))
+        await asyncio.sleep(0)
+        second.write(b"opens the next turn|")
+        second.write(b"held|")
+        second.writelines([b"large|", piece(2)])  # through the transport, after what is held
+        await asyncio.sleep(0)
+        for outlet in (first, second):
+            outlet.close()
+        assert await read_rest(clients[0]) == b"held|head|" + piece(1)
+        assert await read_rest(clients[1]) == b"a|b|c|opens the next turn|held|large|" + piece(2)
+
+    with_connections(2, body)
+
+
+@pytest.mark.parametrize("end", ["close", "abort", "write_eof"])
+def test_what_ends_a_connection_writes_what_it_holds_first(end: str) -> None:
+    async def body(transports: list[Any], clients: list[socket.socket]) -> None:
+        outlet = Outlet(transports[0], WriteBatch(asyncio.get_running_loop()))
+        outlet.write(b"the turn's first write, ")  # goes at once
+        outlet.write(b"the answer")  # held for the turn's end
+        getattr(outlet, end)()
+        assert await read_rest(clients[0]) == b"the turn's first write, the answer"
+        if end == "write_eof":
+            with pytest.raises(RuntimeError):
+                outlet.write(b"late")  # as transport.write() does after write_eof()
+            outlet.close()
+
+    with_connections(1, body)
+
+
+def test_a_connection_that_fails_or_went_loses_only_its_own_bytes() -> None:
+    errors: list[dict[str, Any]] = []
+
+    async def body(transports: list[Any], clients: list[socket.socket]) -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _loop, context: errors.append(context))
+        batch = WriteBatch(loop)
+        broken, gone, fine = (Outlet(transport, batch) for transport in transports)
+        # closed under the outlet, not through it, before the turn's first write: the
+        # transport is gone by the time the batch writes
+        transports[1].abort()
+        fine.write(b"first|")
+        gone.write(b"for nobody")
+        broken.write(cast(Any, [1, 2]))  # not bytes: writing it raises
+        fine.write(b"still sent")
+        await asyncio.sleep(0)
+        clients[2].settimeout(5)
+        assert clients[2].recv(100) == b"first|still sent"
+        assert transports[0].is_closing()  # the failed connection was reset
+        assert not transports[2].is_closing()
+        fine.close()
+
+    with_connections(3, body)
+    assert [type(context.get("exception")) for context in errors] == [TypeError]

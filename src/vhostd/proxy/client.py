@@ -52,7 +52,7 @@ class ClientConnection(ResponseSide):
     # --- connection lifecycle -----------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
-        self.outlet = Outlet(transport)
+        self.outlet = Outlet(transport, self.ctx.writes)
         peer = transport.get_extra_info("peername")
         ip = peer[0] if peer else "unix"
         self.client_ip = ip.encode()
@@ -577,7 +577,7 @@ class ClientConnection(ResponseSide):
         elif not self.response_started:
             self._respond_error(rejection.status, rejection.detail, close=True)
         else:
-            self.transport.close()
+            self.outlet.close()
 
     def shutdown(self) -> None:
         """Graceful stop: close now when idle, else after the current response."""

@@ -308,7 +308,7 @@ class ResponseSide:
             return True
         self.tunnel = None
         self.closed = True
-        toward.transport.close()
+        toward.close()
         return None  # (closes the side that ended last)
 
     def on_upstream_lost(self, conn: UpstreamConnection, exc: Exception | None) -> None:
@@ -316,7 +316,7 @@ class ResponseSide:
             return
         if self.tunnel is conn:
             self.tunnel = None
-            self.transport.close()
+            self.outlet.close()
             return
         if conn is not self.upstream:
             return
@@ -426,7 +426,7 @@ class ResponseSide:
             or (request is not None and request.has_body and not request.complete)
         )
         if self.transport.is_closing() or not (sending or unread_bytes(self.transport)):
-            self.transport.close()
+            self.outlet.close()
             return
         self.release()
         Lingering(self.ctx, self.outlet)
@@ -487,7 +487,7 @@ class ResponseSide:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET_ON_CLOSE)
             except OSError:
                 pass  # already gone
-        self.transport.abort()
+        self.outlet.abort()
 
     # --- the connection timer ---------------------------------------------------------
     def _enter(self, phase: int, timeout: float) -> None:
@@ -525,14 +525,14 @@ class ResponseSide:
             return
         if phase == IDLE:
             self.closed = True
-            self.transport.close()
+            self.outlet.close()
         elif phase == HEAD:
             if self.parsing is not None:  # a connection that never sent a byte just closes
                 self.parsing = None
                 self.out.append(error_response(408, "The request took too long to arrive."))
                 self._flush()
             self.closed = True
-            self.transport.close()
+            self.outlet.close()
         elif phase == BODY:
             if self.upstream is not None:
                 self.upstream.abort()

@@ -27,7 +27,7 @@ from vhostd.proxy.headers import (
     UPGRADE,
     connection_named,
 )
-from vhostd.proxy.outlet import NO_OUTLET, Outlet
+from vhostd.proxy.outlet import NO_OUTLET, Outlet, WriteBatch
 
 if TYPE_CHECKING:
     from vhostd.proxy.client import ClientConnection
@@ -169,7 +169,7 @@ class UpstreamConnection:
     # --- asyncio.Protocol -------------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
-        self.outlet = Outlet(transport)
+        self.outlet = Outlet(transport, self.pool.writes)
 
     def data_received(self, data: bytes) -> None:
         exchange = self.exchange
@@ -326,13 +326,13 @@ class UpstreamConnection:
             self.closed = True
             self.exchange = None
             if self.transport is not None:
-                self.transport.close()
+                self.outlet.close()
             self.pool.forget(self)
 
     def abort(self) -> None:
         self.exchange = None
         if self.transport is not None:
-            self.transport.abort()
+            self.outlet.abort()
         self.closed = True
         self.pool.forget(self)
 
@@ -340,8 +340,14 @@ class UpstreamConnection:
 class UpstreamPool:
     """Idle keep-alive connections per backend, most recently used first."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, keep_per_backend: int = 32) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        keep_per_backend: int = 32,
+        writes: WriteBatch | None = None,
+    ) -> None:
         self.loop = loop
+        self.writes = writes  # the loop's, shared with the client connections
         self.keep_per_backend = keep_per_backend
         self.idle: dict[Backend, list[UpstreamConnection]] = {}
         self._tls: ssl.SSLContext | None = None
