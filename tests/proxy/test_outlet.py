@@ -209,7 +209,12 @@ def with_connections(count: int, body: Callable[[list[Any], list[socket.socket]]
         waiting = iter(made)
         listener = await loop.create_server(lambda: Accepted(next(waiting)), "127.0.0.1", 0)
         port = listener.sockets[0].getsockname()[1]
-        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
+        clients = []
+        for _ in range(count):
+            client = socket.socket()
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # fills up soon
+            client.connect(("127.0.0.1", port))
+            clients.append(client)
         try:
             transports = await asyncio.wait_for(asyncio.gather(*made), 5)
             await body(transports, clients)
@@ -254,10 +259,12 @@ def test_a_turns_first_write_goes_at_once_and_the_rest_when_the_turn_ends() -> N
         assert waiting_bytes(clients[0]) == b"opens the turn|"
         first.write(b"held|")
         first.write_two(b"head|", piece(1))
-        assert not first.held  # the large write took what was held with it
+        assert not first.held  # the large write took what was held with it, this turn
+        assert clients[0].recv(10, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b"held|head|"
         second.write(b"a|")
         second.write(b"b|")
         second.write(memoryview(b"c|"))
+        second.write_two(b"d|", b"e|")  # small: held as two pieces
         await asyncio.sleep(0)
         second.write(b"opens the next turn|")
         second.write(b"held|")
@@ -266,7 +273,7 @@ def test_a_turns_first_write_goes_at_once_and_the_rest_when_the_turn_ends() -> N
         for outlet in (first, second):
             outlet.close()
         assert await read_rest(clients[0]) == b"held|head|" + piece(1)
-        assert await read_rest(clients[1]) == b"a|b|c|opens the next turn|held|large|" + piece(2)
+        assert await read_rest(clients[1]) == b"a|b|c|d|e|opens the next turn|held|large|" + piece(2)
 
     with_connections(2, body)
 
@@ -311,3 +318,29 @@ def test_a_connection_that_fails_or_went_loses_only_its_own_bytes() -> None:
 
     with_connections(3, body)
     assert [type(context.get("exception")) for context in errors] == [TypeError]
+
+
+def test_held_bytes_follow_what_a_closing_transport_still_sends() -> None:
+    """uvloop closes a transport itself when the peer's EOF arrives, and still sends what
+    it holds: bytes held in the outlet that turn must go out behind those, not be lost."""
+    count = 200  # 12.5 MiB: more than the kernel takes while nobody reads
+
+    async def body(transports: list[Any], clients: list[socket.socket]) -> None:
+        batch = WriteBatch(asyncio.get_running_loop())
+        other, closing = (Outlet(transport, batch) for transport in transports)
+        for number in range(count):
+            closing.write(piece(number))  # large: never held
+        assert transports[1].get_write_buffer_size() > 0
+        transports[1].close()  # as uvloop does after eof_received
+        other.write(b"opens the turn")
+        closing.write(b"small")  # held
+        closing.write(b" and more")
+        await asyncio.sleep(0)
+        assert not closing.held
+        received = await read_rest(clients[1])
+        expected = b"".join(piece(n) for n in range(count)) + b"small and more"
+        assert len(received) == len(expected)
+        assert received == expected
+        other.close()
+
+    with_connections(2, body)

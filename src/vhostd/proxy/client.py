@@ -65,6 +65,7 @@ class ClientConnection(ResponseSide):
         self.release()
 
     def eof_received(self) -> bool | None:
+        self.outlet.flush()  # uvloop closes the transport on return: what is held goes first
         tunnel = self.tunnel
         if tunnel is not None and tunnel.transport.can_write_eof():
             return self._tunnel_direction_ended(tunnel.outlet)

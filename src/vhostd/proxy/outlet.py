@@ -19,6 +19,7 @@ write_eof) goes through its Outlet too, which writes what it holds first.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 from typing import Any, Final
 
@@ -66,8 +67,8 @@ class WriteBatch:
         """Whether a write now is the turn's first (it goes out at once); opens the turn."""
         if self.open:
             return False
-        self.open = True
         self.loop.call_soon(self.write_out)
+        self.open = True  # (not if call_soon raised: a closed loop)
         return True
 
     def write_out(self) -> None:
@@ -81,7 +82,8 @@ class WriteBatch:
                 self.loop.call_exception_handler(
                     {"message": "writing to a connection failed", "exception": exc}
                 )
-                outlet.transport.abort()  # as uvloop does when a protocol callback raises
+                with contextlib.suppress(Exception):
+                    outlet.transport.abort()  # as uvloop does when a protocol callback raises
 
 
 class Outlet:
@@ -117,8 +119,15 @@ class Outlet:
         held = self.held
         if not held:
             return
-        if self.transport.is_closing():  # closed under us (the peer went): nobody to read it
+        if self.transport.is_closing():
+            # closed under us: by uvloop after the peer's EOF, still sending what it holds
+            # (these go behind it), or gone with the connection (the transport drops them)
+            pieces = list(held)
             held.clear()
+            try:
+                self.transport.writelines(pieces)
+            except RuntimeError:  # the transport is closed already: nobody to read them
+                pass
             return
         if len(held) == 1:
             data = held[0]

@@ -187,6 +187,7 @@ class UpstreamConnection:
             exchange.on_upstream_lost(self, exc)
 
     def eof_received(self) -> bool | None:
+        self.outlet.flush()  # uvloop closes the transport on return: what is held goes first
         if self.exchange is not None:
             return self.exchange.on_upstream_eof(self)
         return None
