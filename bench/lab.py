@@ -174,8 +174,10 @@ class Lab:
         docker: bool = False,
         name: str = "vhostd",
         pin: bool | None = None,
+        source: Path | None = None,
     ) -> tuple[Target, Target]:
-        """vhostd plus the same process seen through its basic-auth host (bcrypt htpasswd)."""
+        """vhostd plus the same process seen through its basic-auth host (bcrypt htpasswd);
+        `source`: run the vhostd of that source tree (its src/ first on the path) instead."""
         port, admin_port = free_port(), free_port()
         values = self._values(
             port,
@@ -191,7 +193,8 @@ class Lab:
             argv += ["--workers", str(workers)]
         # several workers need several cores: only a single-process vhostd is pinned, unless
         # asked (bench/scaling.py holds each worker to a CPU quota on the proxy's core)
-        proc = self._spawn(name, argv, pin=workers == 1 if pin is None else pin)
+        env = {"PYTHONPATH": str(source / "src")} if source is not None else None
+        proc = self._spawn(name, argv, env, pin=workers == 1 if pin is None else pin)
         plain = self._ready(Target(name, port, proc, admin_port=admin_port))
         token = base64.b64encode(f"{AUTH_USER}:{AUTH_PASSWORD}".encode()).decode()
         auth = self._ready(

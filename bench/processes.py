@@ -201,6 +201,18 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     return user, system
 
 
+def interprocessor_interrupts(interrupts: str | None = None) -> int:
+    """Rescheduling and function-call interrupts of all CPUs so far (/proc/interrupts): one
+    core waking another. On a virtual machine the hypervisor handles each of them."""
+    text = interrupts if interrupts is not None else Path("/proc/interrupts").read_text()
+    total = 0
+    for line in text.splitlines():
+        fields = line.split()
+        if fields and fields[0] in ("RES:", "CAL:"):
+            total += sum(int(field) for field in fields[1:] if field.isdigit())
+    return total
+
+
 def machine_ticks(stat: str | None = None) -> tuple[int, int]:
     """(stolen, all) CPU ticks of the whole machine so far, from /proc/stat's "cpu" line:
     on a virtual machine, steal is the time the hypervisor gave our vCPUs to someone else."""

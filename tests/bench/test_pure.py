@@ -18,7 +18,7 @@ from bench.wrk import (
     wrk_command,
 )
 
-from bench import configs, report
+from bench import configs, duel, processes, report
 
 WRK_OUTPUT = """Running 2s test @ http://127.0.0.1:8080/small
   1 threads and 64 connections
@@ -323,3 +323,36 @@ def test_per_request_rows_keep_only_the_hot_path() -> None:
     assert rows[0] == (20.0, 1.0, "_flush (vhostd/proxy/client.py)")
     assert rows[1] == (10.0, 8.0, "on_header (vhostd/proxy/upstream.py)")
     assert len(rows) == 2
+
+
+def test_duel_blocks_run_there_and_back_each_way_in_turn() -> None:
+    assert duel.block_order(["a", "b"], 0) == ["a", "b", "b", "a"]
+    assert duel.block_order(["a", "b"], 1) == ["b", "a", "a", "b"]
+    order = duel.block_order(["a", "b", "c"], 2)
+    assert order == ["a", "b", "c", "c", "b", "a"]
+    # over two blocks every target runs first, and last, as often as any other
+    for position in (0, -1):
+        firsts = [duel.block_order(["a", "b"], block)[position] for block in range(4)]
+        assert sorted(firsts) == ["a", "a", "b", "b"]
+
+
+def test_duel_ratio_is_requests_over_the_references_in_one_block() -> None:
+    def runs(*rates: float) -> list[duel.Slice]:
+        return [duel.Slice(rate, 1.0, 30.0, 0.05, 0.1) for rate in rates]
+
+    block = {"nginx": runs(20_000, 30_000), "vhostd": runs(26_000, 24_000)}
+    assert duel.block_ratio(block, "vhostd", "nginx") == pytest.approx(1.0)
+    block["vhostd"] = runs(22_000, 33_000)
+    assert duel.block_ratio(block, "vhostd", "nginx") == pytest.approx(1.1)
+
+
+def test_interprocessor_interrupts_sum_rescheduling_and_call_lines_of_all_cpus() -> None:
+    interrupts = """           CPU0       CPU1
+  0:         34          0   IO-APIC   2-edge      timer
+NMI:          0          0   Non-maskable interrupts
+LOC:    8811234    8599020   Local timer interrupts
+RES:     120000      80000   Rescheduling interrupts
+CAL:       4000       6000   Function call interrupts
+TLB:        500        700   TLB shootdowns
+"""
+    assert processes.interprocessor_interrupts(interrupts) == 210_000
