@@ -96,7 +96,8 @@ class Outlet:
         # the transport was given bytes since it was last seen empty: it may still hold some
         self.queued = False
         self.ended = False  # write_eof(): nothing more may be written
-        self.batch = batch if self.fd >= 0 else None  # a transport's own writes wait anyway
+        # only direct writes wait: through the transport (TLS) every write stays as it was
+        self.batch = batch if self.fd >= 0 else None
         self.held: list[bytes | memoryview] = []  # for the batch, in order
 
     def _waits(self, size: int) -> bool:
