@@ -79,13 +79,12 @@ class Runtime:
         if settings.access_log != "off":
             access_log = AccessLog(settings.access_log, settings.access_log_format)
         _, port = split_address(settings.listen[0])
-        writes = WriteBatch(loop)  # every connection's writes of a loop turn, made together
         ctx = ProxyContext(
             loop=loop,
             settings=settings,
             pipeline=pipeline,
-            pool=UpstreamPool(loop, settings.upstream_keepalive, writes),
-            writes=writes,
+            # with the batch every connection's writes of a loop turn go out together
+            pool=UpstreamPool(loop, settings.upstream_keepalive, WriteBatch(loop)),
             trusted_proxies=TrustedProxies(settings.trusted_proxies),
             access_log=access_log,
             listen_port=str(port).encode(),

@@ -52,7 +52,7 @@ class ClientConnection(ResponseSide):
     # --- connection lifecycle -----------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
-        self.outlet = Outlet(transport, self.ctx.writes)
+        self.outlet = Outlet(transport, self.ctx.pool.writes)
         peer = transport.get_extra_info("peername")
         ip = peer[0] if peer else "unix"
         self.client_ip = ip.encode()

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 from vhostd.config.model import ServerSettings
 from vhostd.proxy.accesslog import AccessLog
 from vhostd.proxy.headers import TrustedProxies
-from vhostd.proxy.outlet import WriteBatch
 from vhostd.proxy.upstream import UpstreamPool
 from vhostd.routing.pipeline import RoutePipeline
 
@@ -26,7 +25,6 @@ class ProxyContext:
     pool: UpstreamPool
     trusted_proxies: TrustedProxies
     access_log: AccessLog | None = None
-    writes: WriteBatch | None = None  # None: every write goes out at once
     listen_port: bytes = b"80"
     shutting_down: bool = False
     connections: set[ClientConnection | Lingering] = field(default_factory=set)

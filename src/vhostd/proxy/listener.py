@@ -59,8 +59,8 @@ async def drain(ctx: ProxyContext, servers: list[asyncio.AbstractServer], grace:
     deadline = ctx.loop.time() + grace
     while ctx.connections and ctx.loop.time() < deadline:
         await asyncio.sleep(0.05)
-    if ctx.writes is not None:
-        ctx.writes.write_out()  # what connections hold goes into their sockets before the resets
+    if ctx.pool.writes is not None:
+        ctx.pool.writes.write_out()  # what connections hold goes into their sockets before the resets
     for conn in list(ctx.connections):
         if conn.transport is not None:
             conn.transport.abort()

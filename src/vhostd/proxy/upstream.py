@@ -348,7 +348,9 @@ class UpstreamPool:
         writes: WriteBatch | None = None,
     ) -> None:
         self.loop = loop
-        self.writes = writes  # the loop's, shared with the client connections
+        # the loop's write batch (None: every write goes out at once); the client
+        # connections reach it here too, through ctx.pool
+        self.writes = writes
         self.keep_per_backend = keep_per_backend
         self.idle: dict[Backend, list[UpstreamConnection]] = {}
         self._tls: ssl.SSLContext | None = None
